@@ -1,0 +1,177 @@
+"""Typed schemas for the Hydra config; checked once at the entry point, stages receive typed objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tn.errors import ConfigError, check_choice
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+MODEL_SOURCES = ("builtin", "pretrained")
+PADDING_SIDES = ("left", "right")
+SCORE_DTYPES = ("float32", "float64")
+BASELINE_DRAWS = ("per_layer", "uniform")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class ModelConfig:
+    # short name used in output directories, tags and cache keys
+    id: str = "tiny"
+    # builtin: the embedded tiny model; pretrained: a Hub id or a local directory
+    source: str = "builtin"
+    # Hub id or local directory (source=pretrained)
+    name_or_path: str = "tiny"
+    # Hub branch, tag or commit; None = the default branch
+    revision: Optional[str] = None
+    # weights dtype; auto = float32 on CPU, bfloat16 on GPU (scores are always float32/float64)
+    dtype: str = "auto"
+    # run code shipped with the checkpoint (off unless you trust the repository)
+    trust_remote_code: bool = False
+    # eager | sdpa | flash_attention_2; None = the transformers default
+    attn_implementation: Optional[str] = None
+
+
+@dataclass
+class LangConfig:
+    # ISO 639-1 code of L2 (English is L1 throughout)
+    code: str = "ja"
+    # English name of the language
+    name: str = "Japanese"
+    # language family, for family-level analyses
+    family: str = ""
+    # the word that ends a QA prompt, e.g. "答え" in "{question}? 答え: "
+    answer_word: str = "Answer"
+    # regex of articles removed by MKQA normalisation; None = no article removal
+    article_regex: Optional[str] = None
+    # whitespace | char: how MKQA normalisation splits answers into tokens
+    segmentation: str = "whitespace"
+    # Helsinki-NLP/tatoeba_mt config of the en-L2 pair (data=tatoeba)
+    tatoeba: str = ""
+
+
+@dataclass
+class NeuronTypeConfig:
+    # type1 (toward the shared semantic space) | type2 (toward the L2-specific space)
+    name: str = "type1"
+    # boundary b = round_half_up(fraction * num_layers); type1 scores layers < b, type2 layers >= b
+    boundary_fraction: float = 0.625
+    # explicit candidate layers overriding the fraction, e.g. "0-19" or "0-3,8,10-11"
+    layers: Optional[str] = None
+
+
+@dataclass
+class TopKConfig:
+    # number of top-ranked neurons to select
+    k: int = 1000
+
+
+@dataclass
+class DataConfig:
+    # builtin (ships in the package) | files (data.dir in the Tatoeba layout) | tatoeba (the Hub corpus)
+    source: str = "builtin"
+    # directory holding {lang}_parallel_train.jsonl ... (source=files)
+    dir: Optional[str] = None
+    # keep only the first N items of each set, in file order; None = all
+    limit: Optional[int] = None
+    # Hub dataset for source=tatoeba
+    hub_id: str = "Helsinki-NLP/tatoeba_mt"
+    # items per split drawn from the Hub corpus (the paper: 1000)
+    hub_size: int = 1000
+    # seed of the deterministic shuffle that splits the Hub corpus into train/test/non-parallel
+    hub_seed: int = 42
+    # Hub dataset config (language pair) for source=tatoeba; set per language in conf/lang
+    hub_config: Optional[str] = None
+    # Hub split to draw the sets from
+    hub_split: str = "test"
+
+
+@dataclass
+class IdentifyConfig:
+    # sentences per forward pass
+    batch_size: int = 16
+    # padding side of identification batches (results are identical either way)
+    padding_side: str = "right"
+    # dtype of the closed-form score arithmetic
+    score_dtype: str = "float64"
+    # reuse identification results cached on disk under a key of exactly what they depend on
+    cache: bool = True
+
+
+@dataclass
+class BaselineConfig:
+    # per_layer: same count in each layer as the transfer neurons; uniform: over the whole candidate range
+    draw: str = "per_layer"
+    # one random baseline per seed
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+
+
+@dataclass
+class EvalConfig:
+    # items per forward pass / generate call during evaluation
+    batch_size: int = 16
+    # padding side for evaluation forwards (generation always pads left)
+    padding_side: str = "left"
+
+
+@dataclass
+class LoggerConfig:
+    # none | wandb
+    name: str = "none"
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lang: LangConfig = field(default_factory=LangConfig)
+    neuron_type: NeuronTypeConfig = field(default_factory=NeuronTypeConfig)
+    top_k: TopKConfig = field(default_factory=TopKConfig)
+    # selected tasks in run order: {task name: its options}; checked by each task's own schema
+    task: Dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    identify: IdentifyConfig = field(default_factory=IdentifyConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # where identification results and the built-in model are cached
+    cache_dir: str = "~/.cache/tn"
+    # auto (GPU when present) | cpu | cuda
+    device: str = "auto"
+    # name of the sweep; names the multirun directory
+    sweep_name: str = "default"
+
+
+def to_run_config(cfg: DictConfig) -> RunConfig:
+    """Check `cfg` against the schema and allowed values; return a typed RunConfig."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+        run: RunConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    _check_values(run)
+    return run
+
+
+def _check_values(run: RunConfig) -> None:
+    check_choice("model.dtype", run.model.dtype, DTYPES)
+    check_choice("model.source", run.model.source, MODEL_SOURCES)
+    check_choice("identify.padding_side", run.identify.padding_side, PADDING_SIDES)
+    check_choice("eval.padding_side", run.eval.padding_side, PADDING_SIDES)
+    check_choice("identify.score_dtype", run.identify.score_dtype, SCORE_DTYPES)
+    check_choice("baseline.draw", run.baseline.draw, BASELINE_DRAWS)
+    check_choice("device", run.device, DEVICES)
+    check_choice("lang.segmentation", run.lang.segmentation, ("whitespace", "char"))
+    for option, value in (("top_k.k", run.top_k.k), ("identify.batch_size", run.identify.batch_size),
+                          ("eval.batch_size", run.eval.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{option}={value} must be >= 1")
+    if run.data.limit is not None and run.data.limit < 1:
+        raise ConfigError(f"data.limit={run.data.limit} must be >= 1 (or null for all items)")
+    if not 0.0 < run.neuron_type.boundary_fraction < 1.0:
+        raise ConfigError(f"neuron_type.boundary_fraction={run.neuron_type.boundary_fraction} must be in (0, 1)")
+    if not run.task:
+        raise ConfigError("no task selected; choose e.g. task=mknn, task=[mknn,hs_sim] or task=none")

@@ -1,0 +1,43 @@
+"""Per-layer centroids of last-token layer outputs, accumulated in float64."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from tn.dist import World, all_reduce_sum, shard
+from tn.models.adapter import ModelAdapter
+from tn.models.forward import forward, iter_batches, length_order
+from tn.models.taps import LastTokenTaps, LayerRead
+
+
+def output_sums(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], layers: list[int],
+                batch_size: int, padding_side: str, world: World, device: torch.device) -> torch.Tensor:
+    """(len(layers), d) float64 sums over `texts` of h_{l+1} at the last real token, summed over ranks."""
+    position = {layer: j for j, layer in enumerate(layers)}
+    sums = torch.zeros(len(layers), adapter.d_model, dtype=torch.float64, device=device)
+
+    def add(read: LayerRead) -> None:
+        sums[position[read.layer]] += read.output.double().sum(0).to(device)
+
+    mine = shard(texts, world)
+    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    with torch.inference_mode(), LastTokenTaps(adapter, layers, add).attached() as taps:
+        for batch in iter_batches(tokenizer, texts, batch_size, padding_side, order):
+            taps.run(lambda: forward(model, batch, device), batch.last_index)
+    return all_reduce_sum(sums, world)
+
+
+def shared_centroids(model, tokenizer, adapter, pairs: Sequence[tuple[str, str]], layers, batch_size,
+                     padding_side, world, device) -> torch.Tensor:
+    """Type-1 centroid: mean over pairs of (h(en) + h(L2)) / 2; (len(layers), d) float64."""
+    en = output_sums(model, tokenizer, adapter, [e for e, _ in pairs], layers, batch_size, padding_side, world, device)
+    l2 = output_sums(model, tokenizer, adapter, [x for _, x in pairs], layers, batch_size, padding_side, world, device)
+    return (en + l2) / (2 * len(pairs))
+
+
+def language_centroids(model, tokenizer, adapter, texts: Sequence[str], layers, batch_size, padding_side,
+                       world, device) -> torch.Tensor:
+    """Type-2 centroid: mean of h(L2) over monolingual sentences; (len(layers), d) float64."""
+    return output_sums(model, tokenizer, adapter, texts, layers, batch_size, padding_side, world, device) / len(texts)

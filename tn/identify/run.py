@@ -1,0 +1,89 @@
+"""Identification stage: centroids, then mean closed-form scores over detection sentences, cached."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tn.config import RunConfig
+from tn.data.corpus import Corpus, content_hash
+from tn.dist import World, shard
+from tn.identify import cache
+from tn.identify.centroids import language_centroids, shared_centroids
+from tn.identify.layers import candidate_layers, neuron_kind
+from tn.identify.scores import ScoreAccumulator
+from tn.models.adapter import ModelAdapter
+from tn.models.forward import forward, iter_batches, length_order
+from tn.models.taps import LastTokenTaps
+from tn.neurons import NeuronSet, top_k
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Identification:
+    """Mean scores of every candidate neuron, and what produced them."""
+
+    scores: np.ndarray  # (len(layers), m) float64
+    layers: list[int]
+    centroids: np.ndarray  # (len(layers), d) float64
+    meta: dict
+    cache_hit: bool
+    path: str
+
+    def top(self, k: int) -> NeuronSet:
+        """The top-k neurons in rank order."""
+        return top_k(self.scores, self.layers, k)
+
+
+def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict,
+             world: World, device: torch.device) -> Identification:
+    """Scores for cfg.neuron_type in cfg.lang, from the cache when exactly the same inputs were seen."""
+    kind = neuron_kind(cfg.neuron_type.name)
+    layers = candidate_layers(cfg.neuron_type, adapter.num_layers)
+    centroid_set = corpus.pairs("parallel_train") if kind.centroid == "shared" else corpus.texts("mono_train")
+    detection = corpus.texts("mono_train")
+    meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": cfg.neuron_type.name,
+            "candidate_layers": layers, "data_sha256": content_hash(centroid_set, detection),
+            "score_dtype": cfg.identify.score_dtype, "num_layers": adapter.num_layers,
+            "num_neurons": adapter.num_neurons, "num_centroid_items": len(centroid_set),
+            "num_sentences": len(detection)}
+    path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
+    cached = cache.load(path) if cfg.identify.cache else None
+    if cached is not None:
+        log.info("identify: reusing cached %s scores for %s (%s)", cfg.neuron_type.name, cfg.lang.code, path)
+        return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True, str(path))
+    started = time.perf_counter()
+    args = (model, tokenizer, adapter)
+    opts = (cfg.identify.batch_size, cfg.identify.padding_side, world, device)
+    if kind.centroid == "shared":
+        centroids = shared_centroids(*args, centroid_set, layers, *opts)
+    else:
+        centroids = language_centroids(*args, centroid_set, layers, *opts)
+    scores = mean_scores(*args, detection, layers, centroids, cfg.identify.score_dtype, *opts)
+    meta["seconds"] = round(time.perf_counter() - started, 3)
+    result = Identification(scores, layers, centroids.cpu().numpy(), meta, False, str(path))
+    if world.is_main and cfg.identify.cache:
+        cache.save(path, result.scores, layers, result.centroids, meta)
+    log.info("identify: scored %d layers x %d neurons on %d sentences in %.1fs", len(layers), adapter.num_neurons,
+             len(detection), meta["seconds"])
+    return result
+
+
+def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int], centroids: torch.Tensor,
+                score_dtype: str, batch_size: int, padding_side: str, world: World, device: torch.device) -> np.ndarray:
+    """(len(layers), m) mean over `texts` of the closed-form score at the last real token."""
+    from tn.dist import all_reduce_sum
+
+    acc = ScoreAccumulator(adapter, layers, centroids, score_dtype)
+    mine = shard(texts, world)
+    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    with torch.inference_mode(), LastTokenTaps(adapter, layers, acc.add, mlp=True).attached() as taps:
+        for batch in iter_batches(tokenizer, texts, batch_size, padding_side, order):
+            taps.run(lambda: forward(model, batch, device), batch.last_index)
+    sums = all_reduce_sum(acc.sums.to(device), world)
+    return (sums / len(texts)).cpu().numpy()

@@ -1,0 +1,74 @@
+"""Padding-aware batched forward passes: the same numbers for left, right or no padding."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+
+
+@dataclass
+class Batch:
+    """Tokenised sentences of one forward pass."""
+
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T), 1 = real token
+    rows: list[int]  # index of each row in the caller's sentence list
+
+    @property
+    def last_index(self) -> torch.Tensor:
+        """(B,) position of the last real token of each row, for left or right padding."""
+        return last_real_index(self.attention_mask)
+
+
+def last_real_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B,) index of the last position whose mask is 1 (the last real token), per row."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return torch.where(attention_mask.bool(), positions, -1).max(dim=1).values
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) positions counted over real tokens only, so a left-padded row sees the same positions as alone."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def encode(tokenizer, texts: Sequence[str], padding_side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenise with the model's default special tokens, padded on `padding_side`: (ids, mask), each (B, T)."""
+    previous = tokenizer.padding_side
+    tokenizer.padding_side = padding_side
+    try:
+        enc = tokenizer(list(texts), padding=True, return_tensors="pt")
+    finally:
+        tokenizer.padding_side = previous
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def iter_batches(tokenizer, texts: Sequence[str], batch_size: int, padding_side: str,
+                 order: Sequence[int] | None = None) -> Iterator[Batch]:
+    """Batches over `texts` (in `order` if given: e.g. length-sorted to waste less compute on padding)."""
+    order = list(range(len(texts))) if order is None else list(order)
+    for start in range(0, len(order), batch_size):
+        rows = order[start: start + batch_size]
+        ids, mask = encode(tokenizer, [texts[i] for i in rows], padding_side)
+        yield Batch(ids, mask, rows)
+
+
+def length_order(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Indices of `texts` from longest to shortest token count (ties by index): less padding per batch."""
+    lengths = [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+    return sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
+
+
+def forward(model: torch.nn.Module, batch: Batch, device: torch.device, **kwargs) -> object:
+    """model(...) with explicit position ids where the model takes them (ALiBi models derive them from the mask)."""
+    ids = batch.input_ids.to(device)
+    mask = batch.attention_mask.to(device)
+    if _accepts_position_ids(model):
+        kwargs["position_ids"] = position_ids_from_mask(mask)
+    return model(input_ids=ids, attention_mask=mask, use_cache=False, **kwargs)
+
+
+def _accepts_position_ids(model: torch.nn.Module) -> bool:
+    return "position_ids" in inspect.signature(model.forward).parameters
