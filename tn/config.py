@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -9,6 +10,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tn.errors import ConfigError, check_choice
+
+def _sanitize(text: str) -> str:
+    """A Hub id or path as a short name usable in directories and tags: org/Model-7B -> Model-7B."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).rstrip("/").split("/")[-1]) or "model"
+
+
+OmegaConf.register_new_resolver("sanitize", _sanitize, replace=True)
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODEL_SOURCES = ("builtin", "pretrained")

@@ -40,6 +40,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def load_model(cfg: ModelConfig, device: torch.device, cache_dir: str) -> LoadedModel:
     """Load model and tokenizer through `from_pretrained`; raise ModelError with the cause on failure."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-shard bars flood SLURM logs; the job logs its own stage timings
 
     path = str(ensure_tiny(cache_dir)) if cfg.source == "builtin" else cfg.name_or_path
     dtype = resolve_dtype(cfg.dtype, device)

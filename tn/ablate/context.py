@@ -1,0 +1,95 @@
+"""Zero chosen MLP activations (the down-projection's input) during forward passes.
+
+    with Ablation(model, adapter, neurons, mode="prompt") as ablation:
+        ablation.set_prompt(prompt_attention_mask)
+        model.generate(...)
+
+Every hook point is resolved before any hook is registered; hooks are removed in `finally`, so the
+model is exactly as before once the block exits (weights are never touched).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tn.ablate.positions import MODES, NEEDS_PROMPT, zero_positions
+from tn.errors import ConfigError
+from tn.models.adapter import ModelAdapter
+from tn.neurons import NeuronSet
+
+
+def _past_length(past: Any) -> int:
+    if past is None:
+        return 0
+    if hasattr(past, "get_seq_length"):
+        return int(past.get_seq_length())
+    return int(past[0][0].shape[-2])  # legacy tuple-of-tuples cache
+
+
+class Ablation:
+    """Context manager zeroing `neurons` at the positions that `mode` selects (see tn.ablate.positions)."""
+
+    def __init__(self, model: torch.nn.Module, adapter: ModelAdapter, neurons: NeuronSet, mode: str):
+        if mode not in MODES:
+            raise ConfigError(f"ablation mode {mode!r} is not allowed; choose one of: {', '.join(MODES)}")
+        self.model, self.adapter, self.mode = model, adapter, mode
+        self.targets = {layer: (adapter.down_proj(layer), idx) for layer, idx in neurons.by_layer().items()}
+        self.prompt_mask: torch.Tensor | None = None
+        self._zero: torch.Tensor | None = None
+        self._handles: list = []
+
+    def set_prompt(self, attention_mask: torch.Tensor) -> None:
+        """Declare the prompt of the coming forward/generate calls: its (B, Tp) attention mask."""
+        self.prompt_mask = attention_mask
+
+    def __enter__(self) -> "Ablation":
+        try:
+            self._handles.append(self.model.register_forward_pre_hook(self._on_call, with_kwargs=True))
+            self._handles.append(self.model.register_forward_hook(self._after_call))
+            for layer, (module, idx) in self.targets.items():
+                self._handles.append(module.register_forward_pre_hook(self._zeroer(layer, idx)))
+        except BaseException:
+            self._remove()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._zero = None
+
+    def _on_call(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        x = ids if ids is not None else kwargs["inputs_embeds"]
+        batch, length = x.shape[0], x.shape[1]
+        if self.mode in NEEDS_PROMPT and self.prompt_mask is None:
+            raise ConfigError(f"ablation mode '{self.mode}' needs the prompt: call set_prompt(attention_mask) first")
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.ndim != 2:
+            raise ConfigError("ablation needs the 2-D attention mask (batch, sequence) of the call")
+        self._zero = zero_positions(self.mode, _past_length(kwargs.get("past_key_values")), length, mask,
+                                    self.prompt_mask, batch)
+
+    def _after_call(self, module, args, output):
+        self._zero = None
+
+    def _zeroer(self, layer: int, idx: torch.Tensor):
+        def hook(module, args):
+            a = args[0]  # (B, T, m)
+            if self._zero is None:
+                raise RuntimeError(f"ablation hook at layer {layer} ran outside a call of the ablated model")
+            keep_shape = self._zero.shape == a.shape[:2]
+            if not keep_shape:
+                raise RuntimeError(f"ablation at layer {layer}: positions {tuple(self._zero.shape)} do not match "
+                                   f"activations {tuple(a.shape[:2])}")
+            chosen = torch.zeros(a.shape[-1], dtype=torch.bool, device=a.device)
+            chosen[idx.to(a.device)] = True
+            mask = self._zero.to(a.device)[:, :, None] & chosen[None, None, :]
+            return (a.masked_fill(mask, 0),) + tuple(args[1:])
+        return hook

@@ -1,0 +1,118 @@
+"""One job: identify -> ablate -> evaluate, writing neurons.json and metrics.json into the job directory."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tn.ablate.baseline import random_baseline
+from tn.atomic import write_json
+from tn.config import RunConfig
+from tn.data.corpus import open_corpus
+from tn.dist import World
+from tn.identify.run import Identification, identify
+from tn.models.adapter import ModelAdapter
+from tn.models.load import load_model
+from tn.neurons import NeuronSet
+from tn.provenance import provenance
+from tn.summary import format_table, summarize
+from tn.tasks.base import Condition, TaskContext, task_class, task_options
+
+log = logging.getLogger("tn")
+
+
+@dataclass
+class Timer:
+    """Wall-clock seconds per stage, logged as each stage ends."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+        log.info("stage %s: %.2fs", name, self.seconds[name])
+
+
+def setup_accelerator(device: str):
+    """Accelerator for this process; returns (accelerator, World, torch device)."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=device == "cpu")
+    if device == "cuda" and accelerator.device.type != "cuda":
+        from tn.errors import ConfigError
+
+        raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
+    return accelerator, World(accelerator.process_index, accelerator.num_processes), accelerator.device
+
+
+def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict) -> dict:
+    """Run the whole job; return the metrics written to out_dir/metrics.json."""
+    timer = Timer()
+    task_names = list(cfg.task)
+    options = {name: task_options(name, cfg.task[name]) for name in task_names}  # bad options fail first
+    accelerator, world, device = setup_accelerator(cfg.device)
+    with timer.stage("load"):
+        loaded = load_model(cfg.model, device, cfg.cache_dir)
+        adapter = ModelAdapter.for_model(loaded.model)
+        corpus = open_corpus(cfg.data, cfg.lang.code)
+        ctx = TaskContext(loaded.model, loaded.tokenizer, adapter, corpus, cfg, world, device)
+        tasks = [task_class(name)(options[name], ctx) for name in task_names]
+        for task in tasks:
+            task.prepare()  # reads every set the tasks need: a bad file fails before identification
+    with timer.stage("identify"):
+        ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device)
+        neurons = ident.top(cfg.top_k.k)
+    baselines = {seed: random_baseline(neurons, ident.layers, adapter.num_neurons, seed, cfg.baseline.draw)
+                 for seed in cfg.baseline.seeds}
+    if world.is_main:
+        write_json(out_dir / "neurons.json", neurons_record(cfg, ident, neurons, baselines))
+    conditions: dict[str, dict] = {}
+    evaluated = [t for t in tasks if t.name != "none"]
+    if evaluated:
+        with timer.stage("evaluate"):
+            plan = [Condition("clean"), Condition("ablated", neurons)]
+            plan += [Condition(f"baseline/{seed}", b) for seed, b in baselines.items()]
+            for condition in plan:
+                conditions[condition.name] = {t.name: t.evaluate(condition) for t in evaluated}
+                ctx.forget(condition.name)
+                log.info("evaluated condition %s", condition.name)
+    summary = summarize(conditions, {t.name: t.headline for t in evaluated}) if evaluated else {}
+    metrics = {"config": resolved_config, "conditions": conditions, "summary": summary,
+               "identification": {"cache_hit": ident.cache_hit, "cache_path": ident.path,
+                                  "candidate_layers": ident.layers, "seconds": ident.meta.get("seconds")},
+               "timings": timer.seconds,
+               "provenance": provenance(world.size, str(device))}
+    if world.is_main:
+        write_json(out_dir / "metrics.json", metrics)
+        log.info("results in %s\n%s", out_dir, format_table(summary))
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, baselines: dict[int, NeuronSet]) -> dict:
+    """The neurons.json contract: top-k [[layer, index, score], ...] in rank order plus what identified them."""
+    meta = ident.meta
+    return {
+        "neurons": neurons.rows(),
+        "k": len(neurons),
+        "model": cfg.model.id,
+        "name_or_path": meta["model"].get("name_or_path"),
+        "model_fingerprint": meta["model"],
+        "lang": cfg.lang.code,
+        "neuron_type": cfg.neuron_type.name,
+        "candidate_layers": ident.layers,
+        "num_layers": meta["num_layers"],
+        "num_neurons": meta["num_neurons"],
+        "num_sentences": meta["num_sentences"],
+        "num_centroid_items": meta["num_centroid_items"],
+        "data_sha256": meta["data_sha256"],
+        "score_dtype": meta["score_dtype"],
+        "baseline_draw": cfg.baseline.draw,
+        "baselines": {str(seed): [[int(l), int(i)] for l, i in zip(b.layers, b.indices)]
+                      for seed, b in baselines.items()},
+    }

@@ -1,0 +1,101 @@
+"""What every task receives and returns, and the registry that finds tasks by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from tn.config import RunConfig
+from tn.data.corpus import Corpus
+from tn.dist import World
+from tn.errors import ConfigError
+from tn.models.adapter import ModelAdapter
+from tn.neurons import NeuronSet
+from tn.represent import last_token_states
+
+
+@dataclass
+class Condition:
+    """One evaluation condition: clean (no neurons), ablated (transfer neurons) or baseline/<seed>."""
+
+    name: str
+    neurons: NeuronSet | None = None
+
+
+@dataclass
+class TaskContext:
+    """The loaded model and data shared by every task of a job."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    adapter: ModelAdapter
+    corpus: Corpus
+    run: RunConfig
+    world: World
+    device: torch.device
+    memo: dict = field(default_factory=dict)
+
+    def states(self, texts: Sequence[str], condition: Condition, mode: str, key: str) -> torch.Tensor:
+        """(N, L, d) last-token states of `texts` under `condition`; memoised per (key, condition, mode)."""
+        memo_key = (key, condition.name if condition.neurons is not None else "clean", mode)
+        if memo_key not in self.memo:
+            self.memo[memo_key] = last_token_states(
+                self.model, self.tokenizer, self.adapter, texts, batch_size=self.run.eval.batch_size,
+                padding_side=self.run.eval.padding_side, world=self.world, device=self.device,
+                neurons=condition.neurons, mode=mode)
+        return self.memo[memo_key]
+
+    def forget(self, condition: str) -> None:
+        """Drop memoised states of a finished condition (clean states stay: every condition compares to them)."""
+        for key in [k for k in self.memo if k[1] == condition and condition != "clean"]:
+            del self.memo[key]
+
+
+class Task:
+    """A registered evaluation. Subclasses set `name`, `Options` (a dataclass) and `headline`."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type]
+    # scalar metrics that the job summary reports as deltas against clean
+    headline: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Any, ctx: TaskContext) -> None:
+        self.options, self.ctx = options, ctx
+
+    def prepare(self) -> None:
+        """Load and check every input the task needs, before any long computation starts."""
+
+    def evaluate(self, condition: Condition) -> dict:
+        """Metrics for one condition: scalars, and per-layer lists indexed by layer."""
+        raise NotImplementedError
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make the task available as task=<cls.name>."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def task_class(name: str) -> type[Task]:
+    """The task registered under `name`, or a ConfigError listing those that exist."""
+    import tn.tasks  # noqa: F401  (registers the built-in tasks)
+
+    if name not in TASKS:
+        raise ConfigError(f"task={name!r} is not known; choose from: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def task_options(name: str, raw: Any) -> Any:
+    """Check a task's options against its schema; errors name the option and the task."""
+    cls = task_class(name)
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls.Options), raw or {}))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"task.{name}: {exc}") from None
