@@ -28,3 +28,36 @@ def tiny_tokenizer():
     from tests.families import tokenizer
 
     return tokenizer()
+
+
+def save_model(directory: Path, family: str = "llama") -> Path:
+    """Save a tiny random model of `family` with the shipped tokenizer, as a Hub checkpoint would be."""
+    from tests.families import build, tokenizer
+
+    build(family).save_pretrained(directory)
+    tokenizer().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return save_model(tmp_path_factory.mktemp("llama_model"))
+
+
+@pytest.fixture()
+def data_dir(tmp_path) -> Path:
+    """A copy of the built-in data in the Tatoeba file layout (safe to corrupt)."""
+    import shutil
+
+    target = tmp_path / "data"
+    shutil.copytree(BUILTIN_DIR, target)
+    return target
+
+
+def run_tn(*overrides: str, cwd: Path | None = None, timeout: int = 300):
+    """Run `python -m tn.run` in a subprocess, as a user would; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tn.run", *overrides], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env={**os.environ, "HYDRA_FULL_ERROR": "0"})

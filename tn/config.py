@@ -169,7 +169,7 @@ def _check_values(run: RunConfig) -> None:
     check_choice("model.source", run.model.source, MODEL_SOURCES)
     check_choice("identify.padding_side", run.identify.padding_side, PADDING_SIDES)
     check_choice("eval.padding_side", run.eval.padding_side, PADDING_SIDES)
-    check_choice("identify.score_dtype", run.identify.score_dtype, SCORE_DTYPES)
+    check_choice("identify.score_dtype (never bf16)", run.identify.score_dtype, SCORE_DTYPES)
     check_choice("baseline.draw", run.baseline.draw, BASELINE_DRAWS)
     check_choice("device", run.device, DEVICES)
     check_choice("lang.segmentation", run.lang.segmentation, ("whitespace", "char"))

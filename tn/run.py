@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -15,11 +17,22 @@ import tn.config  # noqa: F401  (registers the ${sanitize:} resolver the configs
 def main(cfg: DictConfig) -> None:
     """Check the config, then run identify -> ablate -> evaluate into Hydra's job directory."""
     from tn.config import to_run_config
+    from tn.errors import TnError
     from tn.pipeline import run_job
 
-    run = to_run_config(cfg)
-    run_job(run, Path(HydraConfig.get().runtime.output_dir), OmegaConf.to_container(cfg, resolve=True))
+    hydra_cfg = HydraConfig.get()
+    try:
+        run = to_run_config(cfg)
+        run_job(run, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True))
+    except TnError as exc:
+        # bad input: one clear line (also in the job's log), no traceback, exit status 2
+        overrides = " ".join(hydra_cfg.overrides.task)
+        logging.getLogger("tn").error("error: %s%s", exc, f"  [job: {overrides}]" if overrides else "")
+        sys.exit(2)
 
 
 if __name__ == "__main__":
+    from tn.overrides import quote_numeric_choices
+
+    sys.argv = quote_numeric_choices(sys.argv)
     main()
