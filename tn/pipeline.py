@@ -40,9 +40,11 @@ class Timer:
 
 def setup_accelerator(device: str):
     """Accelerator for this process; returns (accelerator, World, torch device)."""
+    import torch
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=device == "cpu")
+    # cpu=True is also what makes Accelerate form a gloo process group under torchrun on a CPU-only machine
+    accelerator = Accelerator(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
     if device == "cuda" and accelerator.device.type != "cuda":
         from tn.errors import ConfigError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def main(cfg: DictConfig) -> None:
     from tn.pipeline import run_job
 
     hydra_cfg = HydraConfig.get()
+    if int(os.environ.get("RANK", "0")) > 0:  # one log per job: other ranks report warnings and errors only
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         run = to_run_config(cfg)
         run_job(run, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True))
@@ -31,8 +34,18 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def refuse_sweep_under_launcher(argv: list[str]) -> None:
+    """A -m sweep inside torchrun/accelerate launch would run the whole sweep once per rank: refuse it."""
+    if ("-m" in argv or "--multirun" in argv) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stderr.write("tn: error: a -m sweep must not run under torchrun / accelerate launch (every rank would "
+                         "run the whole sweep). Launch each job with torchrun, or sweep on SLURM with "
+                         "hydra/launcher=slurm hydra.launcher.tasks_per_node=N.\n")
+        sys.exit(2)
+
+
 if __name__ == "__main__":
     from tn.overrides import quote_numeric_choices
 
+    refuse_sweep_under_launcher(sys.argv)
     sys.argv = quote_numeric_choices(sys.argv)
     main()

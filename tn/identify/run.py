@@ -11,7 +11,7 @@ import torch
 
 from tn.config import RunConfig
 from tn.data.corpus import Corpus, content_hash
-from tn.dist import World, shard
+from tn.dist import World, all_reduce_sum, shard
 from tn.identify import cache
 from tn.identify.centroids import language_centroids, shared_centroids
 from tn.identify.layers import candidate_layers, neuron_kind
@@ -54,6 +54,9 @@ def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunCo
             "num_sentences": len(detection)}
     path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
     cached = cache.load(path) if cfg.identify.cache else None
+    if world.size > 1:  # all ranks must take the same branch, or the collectives below would hang
+        hits = all_reduce_sum(torch.tensor([float(cached is not None)], device=device), world)
+        cached = cached if int(hits.item()) == world.size else None
     if cached is not None:
         log.info("identify: reusing cached %s scores for %s (%s)", cfg.neuron_type.name, cfg.lang.code, path)
         return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True, str(path))
@@ -77,8 +80,6 @@ def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunCo
 def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int], centroids: torch.Tensor,
                 score_dtype: str, batch_size: int, padding_side: str, world: World, device: torch.device) -> np.ndarray:
     """(len(layers), m) mean over `texts` of the closed-form score at the last real token."""
-    from tn.dist import all_reduce_sum
-
     acc = ScoreAccumulator(adapter, layers, centroids, score_dtype)
     mine = shard(texts, world)
     order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]

@@ -11,6 +11,7 @@ Regenerate the tokenizer (only when the built-in data change): python -m tn.mode
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import shutil
@@ -45,25 +46,40 @@ def tiny_dir(cache_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
 
 
 def ensure_tiny(cache_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
-    """Build and save the tiny model unless it is already on disk; return its directory."""
+    """Build and save the tiny model unless it is already on disk; return its directory.
+
+    Concurrent callers (ranks of one job, jobs of a sweep) serialise on a lock file; the model is written
+    to a temporary directory and renamed into place, so a reader never sees a partial model.
+    """
     target = tiny_dir(cache_dir, spec)
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
-    try:
-        tokenizer = load_tokenizer()
-        model = build_model(spec, vocab_size=len(tokenizer), tokenizer=tokenizer)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").exists():  # built by whoever held the lock before us
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
         try:
-            tmp.rename(target)  # atomic: a concurrent job either sees nothing or the complete model
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            _save(build_model(spec, vocab_size=len(tokenizer := load_tokenizer()), tokenizer=tokenizer), tokenizer, tmp)
+            shutil.rmtree(target, ignore_errors=True)  # a partial directory left by a killed process
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _save(model, tokenizer, directory: Path) -> None:
+    # Not model.save_pretrained: under torch.distributed it silently writes weights on rank 0 only.
+    from safetensors.torch import save_file
+
+    model.config.save_pretrained(directory)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"),
+              metadata={"format": "pt"})
+    tokenizer.save_pretrained(directory)
+    missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (directory / f).exists()]
+    if missing:
+        raise OSError(f"building the tiny model left {missing} unwritten in {directory}")
 
 
 def load_tokenizer():
