@@ -21,6 +21,9 @@ def main(cfg: DictConfig) -> None:
     from tn.errors import TnError
     from tn.pipeline import run_job
 
+    from tn.launch_env import export_submitit_distributed_env
+
+    export_submitit_distributed_env()
     hydra_cfg = HydraConfig.get()
     if int(os.environ.get("RANK", "0")) > 0:  # one log per job: other ranks report warnings and errors only
         logging.getLogger().setLevel(logging.WARNING)
