@@ -42,6 +42,11 @@ class ModelConfig:
     trust_remote_code: bool = False
     # eager | sdpa | flash_attention_2; None = the transformers default
     attn_implementation: Optional[str] = None
+    # Accelerate big-model dispatch for models too large for one GPU: "auto", "balanced", or {module: device}
+    # (devices: GPU index, "cpu" or "disk"); one process per job. None = the whole model on this rank's device
+    device_map: Optional[Any] = None
+    # where "disk"-offloaded weights go; None = <cache_dir>/offload/<model.id>
+    offload_folder: Optional[str] = None
 
 
 @dataclass

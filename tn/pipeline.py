@@ -13,6 +13,7 @@ from tn.atomic import write_json
 from tn.config import RunConfig
 from tn.data.corpus import open_corpus
 from tn.dist import World
+from tn.errors import ConfigError
 from tn.identify.run import Identification, identify
 from tn.models.adapter import ModelAdapter
 from tn.models.load import load_model
@@ -46,8 +47,6 @@ def setup_accelerator(device: str):
     # cpu=True is also what makes Accelerate form a gloo process group under torchrun on a CPU-only machine
     accelerator = Accelerator(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
     if device == "cuda" and accelerator.device.type != "cuda":
-        from tn.errors import ConfigError
-
         raise ConfigError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
     return accelerator, World(accelerator.process_index, accelerator.num_processes), accelerator.device
 
@@ -58,9 +57,13 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict) -> dict:
     task_names = list(cfg.task)
     options = {name: task_options(name, cfg.task[name]) for name in task_names}  # bad options fail first
     accelerator, world, device = setup_accelerator(cfg.device)
+    if cfg.model.device_map is not None and world.size > 1:
+        raise ConfigError("model.device_map spreads one model over this process's GPUs: run it as one process "
+                          "(no torchrun / tasks_per_node > 1)")
     with timer.stage("load"):
         loaded = load_model(cfg.model, device, cfg.cache_dir)
         adapter = ModelAdapter.for_model(loaded.model)
+        device = adapter.input_device() if cfg.model.device_map is not None else device
         corpus = open_corpus(cfg.data, cfg.lang.code)
         ctx = TaskContext(loaded.model, loaded.tokenizer, adapter, corpus, cfg, world, device)
         tasks = [task_class(name)(options[name], ctx) for name in task_names]

@@ -32,6 +32,10 @@ class ScoreAccumulator:
         self._per_layer = [self._precompute(layer, centroids[j]) for j, layer in enumerate(layers)]
 
     def _precompute(self, layer: int, centroid: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.adapter.weights_present(layer):
+            return self._terms(layer, centroid)
+
+    def _terms(self, layer: int, centroid: torch.Tensor) -> dict[str, torch.Tensor]:
         values = self.adapter.values(layer).detach()
         device = values.device
         c = centroid.to(device, torch.float64)
@@ -51,14 +55,16 @@ class ScoreAccumulator:
             r_for_v = r * pre["gain"][None, :]
         else:
             r_for_v = r
-        score = closed_form(r.to(self.dtype), a.to(self.dtype), self._vr(read.layer, r_for_v), pre)
+        vr = self._vr(read.layer, r_for_v).to(pre["c"].device)
+        score = closed_form(r.to(self.dtype), a.to(self.dtype), vr, pre)
         self.sums[j] += score.double().sum(0).to(self.sums.device)
         if j == 0:
             self.count += r.shape[0]
 
     def _vr(self, layer: int, r: torch.Tensor) -> torch.Tensor:
-        values = self.adapter.values(layer).detach()  # (m, d)
-        return (r.to(self.dtype) @ values.to(self.dtype).T)  # (B, m) = v_i . r for each row
+        with self.adapter.weights_present(layer):
+            values = self.adapter.values(layer).detach()  # (m, d)
+            return r.to(values.device, self.dtype) @ values.to(self.dtype).T  # (B, m) = v_i . r for each row
 
 
 def closed_form(r: torch.Tensor, a: torch.Tensor, vr: torch.Tensor, pre: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -8,8 +8,10 @@ else of the down-projection. This is what makes one code path exact for all fami
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -95,6 +97,18 @@ class ModelAdapter:
         """The module whose output is exactly what the MLP adds to the residual stream."""
         return self.post_norm(layer) or self.down_proj(layer)
 
+    @contextmanager
+    def weights_present(self, layer: int) -> Iterator[None]:
+        """Within the block, the layer's down-projection and post-MLP norm weights are real tensors on their
+        execution device, also when a device_map offloaded them (otherwise they sit on the meta device)."""
+        from accelerate.utils import align_module_device
+
+        with ExitStack() as stack:
+            for module in (self.down_proj(layer), self.post_norm(layer)):
+                if module is not None:
+                    stack.enter_context(align_module_device(module))
+            yield
+
     def values(self, layer: int) -> torch.Tensor:
         """Value vectors v_{l,i} as rows: (m, d), a view of the weight (no copy)."""
         weight = self.down_proj(layer).weight
@@ -117,5 +131,9 @@ class ModelAdapter:
         return torch.sqrt(x.pow(2).mean(-1) + eps)
 
     def input_device(self) -> torch.device:
-        """Device of the input embeddings (where input ids must go, also under a device_map)."""
-        return self.model.get_input_embeddings().weight.device
+        """Where input ids must go: the embeddings' execution device (also when a device_map offloads them)."""
+        embeddings = self.model.get_input_embeddings()
+        hook = getattr(embeddings, "_hf_hook", None)
+        if getattr(hook, "execution_device", None) is not None:
+            return torch.device(hook.execution_device)
+        return embeddings.weight.device

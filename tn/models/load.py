@@ -47,13 +47,19 @@ def load_model(cfg: ModelConfig, device: torch.device, cache_dir: str) -> Loaded
     path = str(ensure_tiny(cache_dir)) if cfg.source == "builtin" else cfg.name_or_path
     dtype = resolve_dtype(cfg.dtype, device)
     kwargs = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    dispatch = {}
+    if cfg.device_map is not None:  # Accelerate big-model dispatch: layers spread over GPUs / CPU / disk
+        folder = cfg.offload_folder or str(Path(cache_dir).expanduser() / "offload" / cfg.id)
+        dispatch = {"device_map": cfg.device_map, "offload_folder": folder}
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=cfg.attn_implementation, **kwargs)
+            path, dtype=dtype, attn_implementation=cfg.attn_implementation, **dispatch, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load model '{path}' (model.name_or_path, revision={cfg.revision}): {exc}") from None
-    model.to(device).eval()
+    if not dispatch:
+        model.to(device)
+    model.eval()
     _prepare_tokenizer(tokenizer)
     return LoadedModel(model, tokenizer, fingerprint(path, cfg, dtype, model))
 
