@@ -7,6 +7,7 @@ top_k presets are named by their k. Bare numeric choices of such groups are quot
 
 from __future__ import annotations
 
+import os
 import re
 
 NUMERIC_GROUPS = ("top_k",)
@@ -20,3 +21,16 @@ def quote_numeric_choices(args: list[str]) -> list[str]:
         match = _PATTERN.match(arg)
         out.append(f"{match[1]}=" + ",".join(f"'{v}'" for v in match[2].split(",")) if match else arg)
     return out
+
+
+def pin_run_dir_across_ranks(args: list[str]) -> list[str]:
+    """Under torchrun / accelerate launch, give every rank the same job directory.
+
+    Each rank resolves ${now} on its own, so the default directory could differ by a second between ranks;
+    the launcher's run id is shared by all of them.
+    """
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not run_id or any(a.startswith("hydra.run.dir=") for a in args):
+        return args
+    name = "${model.id}_${lang.code}_${neuron_type.name}_k${top_k.k}"
+    return [*args, f"hydra.run.dir=outputs/runs/${{now:%Y-%m-%d}}/run-{run_id}_{name}"]

@@ -47,8 +47,8 @@ def refuse_sweep_under_launcher(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from tn.overrides import quote_numeric_choices
+    from tn.overrides import pin_run_dir_across_ranks, quote_numeric_choices
 
     refuse_sweep_under_launcher(sys.argv)
-    sys.argv = quote_numeric_choices(sys.argv)
+    sys.argv = pin_run_dir_across_ranks(quote_numeric_choices(sys.argv))
     main()
