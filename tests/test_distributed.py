@@ -21,7 +21,8 @@ def _torchrun(*overrides: str, nproc: int = 2):
 
 
 def test_two_processes_equal_one(model_dir, tmp_path):
-    common = ["model=hf", f"model.name_or_path={model_dir}", "task=[mknn,hs_sim]", "top_k.k=40",
+    common = ["model=hf", f"model.name_or_path={model_dir}", "task=[mknn,hs_sim,mkqa]", "top_k.k=40",
+              "task.mkqa.limit=12", "task.mkqa.max_new_tokens=4",
               "baseline.seeds=[0,1]", "eval.batch_size=7", "identify.batch_size=5"]
     one = run_tn(*common, f"hydra.run.dir={tmp_path / 'one'}", f"cache_dir={tmp_path / 'c1'}")
     assert one.returncode == 0, one.stderr
@@ -34,6 +35,9 @@ def test_two_processes_equal_one(model_dir, tmp_path):
     assert n1["baselines"] == n2["baselines"]
     m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert m1["provenance"]["world_size"] == 1 and m2["provenance"]["world_size"] == 2
+    # the generation task: identical answers, gathered back in question order
+    p1, p2 = ((tmp_path / d / "mkqa_predictions.jsonl").read_text("utf-8") for d in ("one", "two"))
+    assert p1 == p2 and len(p1.splitlines()) == 12
     for cond, tasks in m1["conditions"].items():
         for task, metrics in tasks.items():
             for name, value in metrics.items():

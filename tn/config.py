@@ -135,6 +135,13 @@ class EvalConfig:
 class LoggerConfig:
     # none | wandb
     name: str = "none"
+    # wandb project and entity (team); None entity = your default
+    project: str = "tn"
+    entity: Optional[str] = None
+    # offline (default: no account needed; `wandb sync` uploads later) | online | disabled; WANDB_MODE wins
+    mode: str = "offline"
+    # wandb group; None = the sweep name for multirun jobs
+    group: Optional[str] = None
 
 
 @dataclass
@@ -178,6 +185,7 @@ def _check_values(run: RunConfig) -> None:
     check_choice("baseline.draw", run.baseline.draw, BASELINE_DRAWS)
     check_choice("device", run.device, DEVICES)
     check_choice("lang.segmentation", run.lang.segmentation, ("whitespace", "char"))
+    check_choice("logger.mode", run.logger.mode, ("offline", "online", "disabled"))
     for option, value in (("top_k.k", run.top_k.k), ("identify.batch_size", run.identify.batch_size),
                           ("eval.batch_size", run.eval.batch_size)):
         if value < 1:

@@ -34,3 +34,17 @@ def all_reduce_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
 
         tdist.all_reduce(tensor, op=tdist.ReduceOp.SUM)
     return tensor
+
+
+def gather_ordered(mine: dict[int, T], world: World) -> dict[int, T]:
+    """Merge every rank's {item index: result} into one dict on every rank (original indices kept)."""
+    if world.size == 1:
+        return dict(mine)
+    import torch.distributed as tdist
+
+    parts: list = [None] * world.size
+    tdist.all_gather_object(parts, mine)
+    merged: dict[int, T] = {}
+    for part in parts:
+        merged.update(part)
+    return merged

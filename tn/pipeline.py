@@ -15,6 +15,8 @@ from tn.data.corpus import open_corpus
 from tn.dist import World
 from tn.errors import ConfigError
 from tn.identify.run import Identification, identify
+from tn.loggers import make_logger
+from tn.loggers.base import JobRecord
 from tn.models.adapter import ModelAdapter
 from tn.models.load import load_model
 from tn.neurons import NeuronSet
@@ -51,11 +53,12 @@ def setup_accelerator(device: str):
     return accelerator, World(accelerator.process_index, accelerator.num_processes), accelerator.device
 
 
-def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict) -> dict:
-    """Run the whole job; return the metrics written to out_dir/metrics.json."""
+def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None = None) -> dict:
+    """Run the whole job; return the metrics written to out_dir/metrics.json (sweep: the multirun's name)."""
     timer = Timer()
     task_names = list(cfg.task)
     options = {name: task_options(name, cfg.task[name]) for name in task_names}  # bad options fail first
+    logger = make_logger(cfg.logger)
     accelerator, world, device = setup_accelerator(cfg.device)
     if cfg.model.device_map is not None and world.size > 1:
         raise ConfigError("model.device_map spreads one model over this process's GPUs: run it as one process "
@@ -74,8 +77,9 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict) -> dict:
         neurons = ident.top(cfg.top_k.k)
     baselines = {seed: random_baseline(neurons, ident.layers, adapter.num_neurons, seed, cfg.baseline.draw)
                  for seed in cfg.baseline.seeds}
+    record = neurons_record(cfg, ident, neurons, baselines)
     if world.is_main:
-        write_json(out_dir / "neurons.json", neurons_record(cfg, ident, neurons, baselines))
+        write_json(out_dir / "neurons.json", record)
     conditions: dict[str, dict] = {}
     evaluated = [t for t in tasks if t.name != "none"]
     if evaluated:
@@ -93,8 +97,12 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict) -> dict:
                "timings": timer.seconds,
                "provenance": provenance(world.size, str(device))}
     if world.is_main:
+        for task in evaluated:
+            task.finalize(out_dir)
         write_json(out_dir / "metrics.json", metrics)
         log.info("results in %s\n%s", out_dir, format_table(summary))
+        with timer.stage("log"):
+            logger.log_job(JobRecord(out_dir, metrics, record, sweep))
     accelerator.wait_for_everyone()
     return metrics
 

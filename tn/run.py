@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import tn.config  # noqa: F401  (registers the ${sanitize:} resolver the configs use)
@@ -29,7 +30,8 @@ def main(cfg: DictConfig) -> None:
         logging.getLogger().setLevel(logging.WARNING)
     try:
         run = to_run_config(cfg)
-        run_job(run, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True))
+        sweep = run.sweep_name if hydra_cfg.mode == RunMode.MULTIRUN else None
+        run_job(run, Path(hydra_cfg.runtime.output_dir), OmegaConf.to_container(cfg, resolve=True), sweep)
     except TnError as exc:
         # bad input: one clear line (also in the job's log), no traceback, exit status 2
         overrides = " ".join(hydra_cfg.overrides.task)

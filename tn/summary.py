@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+import numpy as np
 
 
 def summarize(conditions: dict[str, dict], headlines: dict[str, tuple[str, ...]]) -> dict:
@@ -16,8 +16,8 @@ def summarize(conditions: dict[str, dict], headlines: dict[str, tuple[str, ...]]
             row["ablated_minus_clean"] = row["ablated"] - clean
             values = [conditions[b][task][metric] for b in baselines]
             if values:
-                row["baseline_mean"] = statistics.fmean(values)
-                row["baseline_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+                row["baseline_mean"] = float(np.mean(values))  # NaN stays NaN (written as null)
+                row["baseline_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 row["baseline_minus_clean"] = row["baseline_mean"] - clean
             out[f"{task}.{metric}"] = row
     return out

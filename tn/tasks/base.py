@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 import torch
@@ -72,6 +73,9 @@ class Task:
     def evaluate(self, condition: Condition) -> dict:
         """Metrics for one condition: scalars, and per-layer lists indexed by layer."""
         raise NotImplementedError
+
+    def finalize(self, out_dir: Path) -> None:
+        """After every condition, on rank 0: write the task's own files (per-item scores, plots)."""
 
 
 TASKS: dict[str, type[Task]] = {}

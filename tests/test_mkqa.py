@@ -1,0 +1,127 @@
+"""MKQA: normalisation and F1 rules on hand-made cases, the loader's filtering, generation under ablation."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import builtin_corpus
+from tests.families import build
+from tn.config import RunConfig
+from tn.data.mkqa import load_questions
+from tn.dist import World
+from tn.errors import DataError
+from tn.generate import greedy_generate
+from tn.models.adapter import ModelAdapter
+from tn.neurons import NeuronSet
+from tn.tasks.base import Condition, TaskContext, task_class, task_options
+from tn.tasks.mkqa import prompt
+from tn.tasks.qa_metric import best_f1, normalize, token_f1, tokens
+
+EN = r"\b(a|an|the)\b"
+NL = r"\b(de|het|een|des|der|den)\b"
+IT = r"\b(il|lo|la|i|gli|le|l|un|uno|una|un)\b"
+
+
+def test_punctuation_and_case():
+    assert normalize("The Eiffel-Tower, Paris!", None) == "the eiffeltower paris"
+    assert normalize("«Parigi»", None) == "«parigi»"  # only ASCII punctuation is dropped
+
+
+def test_articles_per_language():
+    assert normalize("The Beatles", EN) == "beatles"
+    assert normalize("het Rijksmuseum", NL) == "rijksmuseum"
+    assert normalize("la Roma di un tempo", IT) == "roma di tempo"
+    assert normalize("l'Italia", IT) == "litalia"  # punctuation goes first, so the elided article stays attached
+    assert normalize("the Beatles", None) == "the beatles"  # no regex (ja, ko, zh): nothing removed
+
+
+def test_character_segmentation():
+    assert tokens("東京 タワー", None, "char") == ["東", "京", "タ", "ワ", "ー"]
+    assert tokens("New York", None, "whitespace") == ["new", "york"]
+    assert token_f1("東京都", "東京", None, "char") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+
+
+def test_f1_cases():
+    assert token_f1("Paris", "paris", EN, "whitespace") == 1.0
+    assert token_f1("the city of Paris", "Paris", EN, "whitespace") == pytest.approx(2 * (1 / 3) / (1 / 3 + 1))
+    assert token_f1("London", "Paris", EN, "whitespace") == 0.0
+    assert token_f1("", "", EN, "whitespace") == 1.0  # empty vs empty
+    assert token_f1("the", "", EN, "whitespace") == 1.0  # normalises to empty
+    assert token_f1("", "Paris", EN, "whitespace") == 0.0
+    assert best_f1("Lisbon", ["Lisboa", "Lisbon"], None, "whitespace") == 1.0
+
+
+def _write(path, rows):
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _row(i, kind, text, aliases=()):
+    answer = {"type": kind, "text": text, "aliases": list(aliases)}
+    return {"example_id": i, "query": f"q{i}", "queries": {"en": f"q{i}", "ja": f"質問{i}"},
+            "answers": {"en": [answer], "ja": [answer, {"type": kind, "text": text, "aliases": ["別名"]}]}}
+
+
+def test_loader_filters_and_dedupes(tmp_path):
+    path = tmp_path / "mkqa.jsonl.gz"
+    _write(path, [_row(1, "entity", "パリ", ["パリ市", "パリ"]), _row(2, "long_answer", None),
+                  _row(3, "unanswerable", None), _row(4, "number", "8")])
+    qs = load_questions(str(path), "ja")
+    assert [q.example_id for q in qs] == ["1", "4"]
+    assert qs[0].golds == ("パリ", "パリ市", "別名")
+    assert load_questions(str(path), "ja", limit=1)[0].example_id == "1"
+    with pytest.raises(DataError, match="language 'ko'"):
+        load_questions(str(path), "ko")
+    with pytest.raises(DataError, match="not found"):
+        load_questions(str(tmp_path / "none.jsonl"), "ja")
+
+
+def test_builtin_questions_cover_the_languages():
+    for lang in ("en", "ja", "nl", "ko", "it", "fr", "de", "es", "zh"):
+        qs = load_questions("builtin", lang)
+        assert len(qs) >= 40 and all(q.golds for q in qs)
+
+
+def test_prompt_format():
+    assert prompt("what is the capital of japan", "答え") == "what is the capital of japan? 答え: "
+
+
+@pytest.mark.parametrize("mode", ["prompt", "prompt_last"])
+def test_generation_batched_equals_one_at_a_time(mode, tiny_tokenizer):
+    model = build("llama")
+    adapter = ModelAdapter.for_model(model)
+    prompts = [prompt(q.question, "答え") for q in load_questions("builtin", "ja", limit=6)]
+    neurons = NeuronSet(np.repeat(np.arange(4), 24), np.tile(np.arange(24), 4), np.zeros(96))
+    kw = dict(max_new_tokens=5, world=World(), device=torch.device("cpu"), neurons=neurons, mode=mode)
+    batched = greedy_generate(model, tiny_tokenizer, adapter, prompts, batch_size=4, **kw)
+    single = [greedy_generate(model, tiny_tokenizer, adapter, [p], batch_size=1, **kw)[0] for p in prompts]
+    assert batched == single
+    clean = greedy_generate(model, tiny_tokenizer, adapter, prompts, batch_size=4, max_new_tokens=5, world=World(),
+                            device=torch.device("cpu"))
+    assert clean != batched  # the ablation changes answers
+
+
+def test_task_reports_f1_subsets_and_writes_predictions(tiny_tokenizer, tmp_path):
+    model = build("llama")
+    cfg = RunConfig()
+    ctx = TaskContext(model, tiny_tokenizer, ModelAdapter.for_model(model), builtin_corpus("ja"), cfg, World(),
+                      torch.device("cpu"))
+    task = task_class("mkqa")(task_options("mkqa", {"limit": 8, "max_new_tokens": 3}), ctx)
+    task.prepare()
+    clean = task.evaluate(Condition("clean"))
+    neurons = NeuronSet(np.repeat(np.arange(4), 16), np.tile(np.arange(16), 4), np.zeros(64))
+    ablated = task.evaluate(Condition("ablated", neurons))
+    assert clean["n"] == ablated["n"] == 8
+    f1 = task.records["clean"]["f1"]
+    assert clean["f1"] == pytest.approx(sum(f1) / 8)
+    # subsets are chosen by the clean scores, for every condition
+    assert ablated["n_clean_ge_0.5"] == clean["n_clean_ge_0.5"] == sum(s >= 0.5 for s in f1)
+    task.finalize(tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "mkqa_predictions.jsonl").read_text("utf-8").splitlines()]
+    assert len(rows) == 8 and set(rows[0]) >= {"question", "golds", "clean", "ablated"}
