@@ -10,6 +10,7 @@ import torch
 from tn.ablate.context import Ablation
 from tn.dist import World, gather_ordered, shard
 from tn.models.adapter import ModelAdapter
+from tn.progress import batches_of, progress
 from tn.models.forward import encode, length_order
 from tn.neurons import NeuronSet
 
@@ -21,7 +22,8 @@ def greedy_generate(model, tokenizer, adapter: ModelAdapter, prompts: Sequence[s
     mine = shard(prompts, world)
     order = [mine[i] for i in length_order(tokenizer, [prompts[i] for i in mine])]
     out: dict[int, str] = {}
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in progress(starts, len(starts), "evaluate: generate", world.is_main):
         rows = order[start: start + batch_size]
         ids, mask = encode(tokenizer, [prompts[i] for i in rows], "left")
         ids, mask = ids.to(device), mask.to(device)

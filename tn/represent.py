@@ -10,6 +10,7 @@ import torch
 from tn.ablate.context import Ablation
 from tn.dist import World, all_reduce_sum, shard
 from tn.models.adapter import ModelAdapter
+from tn.progress import batches_of, progress
 from tn.models.forward import forward, iter_batches, length_order
 from tn.models.taps import LastTokenTaps, LayerRead
 from tn.neurons import NeuronSet
@@ -30,7 +31,8 @@ def last_token_states(model, tokenizer, adapter: ModelAdapter, texts: Sequence[s
     taps = LastTokenTaps(adapter, list(range(adapter.num_layers)), keep)
     ablation = Ablation(model, adapter, neurons, mode) if neurons is not None else None
     with torch.inference_mode(), taps.attached(), (ablation or nullcontext()):
-        for batch in iter_batches(tokenizer, texts, batch_size, padding_side, order):
+        batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
+        for batch in progress(batches, batches_of(len(order), batch_size), "evaluate: states", world.is_main):
             rows[:] = batch.rows
             if ablation is not None:
                 ablation.set_prompt(batch.attention_mask)

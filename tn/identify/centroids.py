@@ -8,6 +8,7 @@ import torch
 
 from tn.dist import World, all_reduce_sum, shard
 from tn.models.adapter import ModelAdapter
+from tn.progress import batches_of, progress
 from tn.models.forward import forward, iter_batches, length_order
 from tn.models.taps import LastTokenTaps, LayerRead
 
@@ -24,7 +25,8 @@ def output_sums(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], l
     mine = shard(texts, world)
     order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
     with torch.inference_mode(), LastTokenTaps(adapter, layers, add).attached() as taps:
-        for batch in iter_batches(tokenizer, texts, batch_size, padding_side, order):
+        batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
+        for batch in progress(batches, batches_of(len(order), batch_size), "identify: centroids", world.is_main):
             taps.run(lambda: forward(model, batch, device), batch.last_index)
     return all_reduce_sum(sums, world)
 

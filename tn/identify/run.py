@@ -17,6 +17,7 @@ from tn.identify.centroids import language_centroids, shared_centroids
 from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.scores import ScoreAccumulator
 from tn.models.adapter import ModelAdapter
+from tn.progress import batches_of, progress
 from tn.models.forward import forward, iter_batches, length_order
 from tn.models.taps import LastTokenTaps
 from tn.neurons import NeuronSet, top_k
@@ -84,7 +85,8 @@ def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int
     mine = shard(texts, world)
     order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
     with torch.inference_mode(), LastTokenTaps(adapter, layers, acc.add, mlp=True).attached() as taps:
-        for batch in iter_batches(tokenizer, texts, batch_size, padding_side, order):
+        batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
+        for batch in progress(batches, batches_of(len(order), batch_size), "identify: scores", world.is_main):
             taps.run(lambda: forward(model, batch, device), batch.last_index)
     sums = all_reduce_sum(acc.sums.to(device), world)
     return (sums / len(texts)).cpu().numpy()
