@@ -80,10 +80,15 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | N
     record = neurons_record(cfg, ident, neurons, baselines)
     if world.is_main:
         write_json(out_dir / "neurons.json", record)
+    ctx.neurons, ctx.candidate_layers, ctx.fingerprint = neurons, ident.layers, loaded.fingerprint
     conditions: dict[str, dict] = {}
-    evaluated = [t for t in tasks if t.name != "none"]
-    if evaluated:
-        with timer.stage("evaluate"):
+    analyses: dict[str, dict] = {}
+    evaluated = [t for t in tasks if t.name != "none" and t.per_condition]
+    with timer.stage("evaluate"):
+        for task in tasks:
+            if not task.per_condition:
+                analyses[task.name] = task.evaluate(Condition("clean"))
+        if evaluated:
             plan = [Condition("clean"), Condition("ablated", neurons)]
             plan += [Condition(f"baseline/{seed}", b) for seed, b in baselines.items()]
             for condition in plan:
@@ -91,13 +96,13 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | N
                 ctx.forget(condition.name)
                 log.info("evaluated condition %s", condition.name)
     summary = summarize(conditions, {t.name: t.headline for t in evaluated}) if evaluated else {}
-    metrics = {"config": resolved_config, "conditions": conditions, "summary": summary,
+    metrics = {"config": resolved_config, "conditions": conditions, "summary": summary, "analyses": analyses,
                "identification": {"cache_hit": ident.cache_hit, "cache_path": ident.path,
                                   "candidate_layers": ident.layers, "seconds": ident.meta.get("seconds")},
                "timings": timer.seconds,
                "provenance": provenance(world.size, str(device))}
     if world.is_main:
-        for task in evaluated:
+        for task in tasks:
             task.finalize(out_dir)
         write_json(out_dir / "metrics.json", metrics)
         log.info("results in %s\n%s", out_dir, format_table(summary))

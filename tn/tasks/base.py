@@ -39,6 +39,11 @@ class TaskContext:
     world: World
     device: torch.device
     memo: dict = field(default_factory=dict)
+    # the job's transfer neurons and their candidate layers, set once identification is done
+    neurons: NeuronSet | None = None
+    candidate_layers: list[int] = field(default_factory=list)
+    # fingerprint of the loaded weights (for identification of other languages / types)
+    fingerprint: dict = field(default_factory=dict)
 
     def states(self, texts: Sequence[str], condition: Condition, mode: str, key: str) -> torch.Tensor:
         """(N, L, d) last-token states of `texts` under `condition`; memoised per (key, condition, mode)."""
@@ -63,6 +68,8 @@ class Task:
     Options: ClassVar[type]
     # scalar metrics that the job summary reports as deltas against clean
     headline: ClassVar[tuple[str, ...]] = ()
+    # False: an analysis of the neuron set itself, run once (clean), reported under metrics["analyses"]
+    per_condition: ClassVar[bool] = True
 
     def __init__(self, options: Any, ctx: TaskContext) -> None:
         self.options, self.ctx = options, ctx
