@@ -75,6 +75,13 @@ class NeuronTypeConfig:
     boundary_fraction: float = 0.625
     # explicit candidate layers overriding the fraction, e.g. "0-19" or "0-3,8,10-11"
     layers: Optional[str] = None
+    # LAPE (neuron_type=lape): languages compared, their monolingual set, and the two selection rates
+    lape_langs: List[str] = field(default_factory=lambda: ["ja", "nl", "ko", "it", "en"])
+    lape_set: str = "mono_train"
+    # keep the neurons in the lowest entropy_rate fraction of activation-probability entropy
+    lape_entropy_rate: float = 0.01
+    # a neuron is specific to the languages whose activation probability exceeds this quantile of all
+    lape_prob_quantile: float = 0.95
 
 
 @dataclass

@@ -38,11 +38,12 @@ class NeuronSet:
 def top_k(scores: np.ndarray, layers: list[int], k: int) -> NeuronSet:
     """Rank all candidate (layer, index) by score descending, ties by (layer, index) ascending; keep k."""
     n_layers, m = scores.shape
-    if k > n_layers * m:
-        raise ConfigError(f"top_k.k={k} is larger than the {n_layers * m} candidate neurons "
-                          f"({n_layers} layers x {m} neurons); choose top_k.k <= {n_layers * m}")
-    if not np.isfinite(scores).all():
-        raise ValueError("identification produced non-finite scores (a zero residual or centroid?)")
+    if np.isnan(scores).any() or np.isposinf(scores).any():
+        raise ValueError("identification produced NaN / +inf scores (a zero residual or centroid?)")
+    candidates = int(np.isfinite(scores).sum())  # -inf marks a neuron that is not a candidate (LAPE)
+    if k > candidates:
+        raise ConfigError(f"top_k.k={k} is larger than the {candidates} candidate neurons "
+                          f"({n_layers} layers x {m} neurons); choose top_k.k <= {candidates}")
     flat_layers = np.repeat(np.asarray(layers, dtype=np.int64), m)
     flat_index = np.tile(np.arange(m, dtype=np.int64), n_layers)
     flat = scores.reshape(-1)

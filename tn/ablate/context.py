@@ -31,10 +31,13 @@ def _past_length(past: Any) -> int:
 class Ablation:
     """Context manager zeroing `neurons` at the positions that `mode` selects (see tn.ablate.positions)."""
 
-    def __init__(self, model: torch.nn.Module, adapter: ModelAdapter, neurons: NeuronSet, mode: str):
+    def __init__(self, model: torch.nn.Module, adapter: ModelAdapter, neurons: NeuronSet, mode: str,
+                 auto_prompt: bool = False):
+        """auto_prompt: for engines tn does not drive (lm-eval), every call that starts a sequence (KV-cache
+        length 0) declares its own input as the prompt; correct whenever generation uses the KV cache."""
         if mode not in MODES:
             raise ConfigError(f"ablation mode {mode!r} is not allowed; choose one of: {', '.join(MODES)}")
-        self.model, self.adapter, self.mode = model, adapter, mode
+        self.model, self.adapter, self.mode, self.auto_prompt = model, adapter, mode, auto_prompt
         self.targets = {layer: (adapter.down_proj(layer), idx) for layer, idx in neurons.by_layer().items()}
         self.prompt_mask: torch.Tensor | None = None
         self._zero: torch.Tensor | None = None
@@ -68,13 +71,15 @@ class Ablation:
         ids = kwargs.get("input_ids", args[0] if args else None)
         x = ids if ids is not None else kwargs["inputs_embeds"]
         batch, length = x.shape[0], x.shape[1]
+        past = _past_length(kwargs.get("past_key_values"))
+        mask = kwargs.get("attention_mask")
+        if self.auto_prompt and past == 0:
+            self.prompt_mask = mask[:, :length] if mask is not None else torch.ones(batch, length, device=x.device)
         if self.mode in NEEDS_PROMPT and self.prompt_mask is None:
             raise ConfigError(f"ablation mode '{self.mode}' needs the prompt: call set_prompt(attention_mask) first")
-        mask = kwargs.get("attention_mask")
         if mask is not None and mask.ndim != 2:
             raise ConfigError("ablation needs the 2-D attention mask (batch, sequence) of the call")
-        self._zero = zero_positions(self.mode, _past_length(kwargs.get("past_key_values")), length, mask,
-                                    self.prompt_mask, batch)
+        self._zero = zero_positions(self.mode, past, length, mask, self.prompt_mask, batch)
 
     def _after_call(self, module, args, output):
         self._zero = None

@@ -15,13 +15,16 @@ class NeuronKind:
 
     # shared: centroid of (en + L2)/2 over parallel pairs; language: centroid of L2 monolingual sentences
     centroid: str
-    # lower: layers below the boundary; upper: layers at and above it
+    # lower: layers below the boundary; upper: layers at and above it; all: every layer
     side: str
+    # transfer: the closed-form score of METHOD.md; lape: activation probability entropy
+    method: str = "transfer"
 
 
 NEURON_KINDS: dict[str, NeuronKind] = {
     "type1": NeuronKind(centroid="shared", side="lower"),
     "type2": NeuronKind(centroid="language", side="upper"),
+    "lape": NeuronKind(centroid="none", side="all", method="lape"),
 }
 
 
@@ -43,7 +46,8 @@ def candidate_layers(cfg: NeuronTypeConfig, num_layers: int) -> list[int]:
         layers = parse_layers(cfg.layers, num_layers)
     else:
         b = boundary(num_layers, cfg.boundary_fraction)
-        layers = list(range(0, b)) if neuron_kind(cfg.name).side == "lower" else list(range(b, num_layers))
+        side = neuron_kind(cfg.name).side
+        layers = {"lower": list(range(0, b)), "upper": list(range(b, num_layers)), "all": list(range(num_layers))}[side]
     if not layers:
         raise ConfigError(f"neuron_type={cfg.name} has no candidate layers in a {num_layers}-layer model "
                           f"(boundary_fraction={cfg.boundary_fraction}, layers={cfg.layers})")

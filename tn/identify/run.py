@@ -14,6 +14,8 @@ from tn.data.corpus import Corpus, content_hash
 from tn.dist import World, all_reduce_sum, shard
 from tn.identify import cache
 from tn.identify.centroids import language_centroids, shared_centroids
+from tn.errors import ConfigError
+from tn.identify.lape import activation_probability, lape_scores
 from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.scores import ScoreAccumulator
 from tn.models.adapter import ModelAdapter
@@ -46,6 +48,8 @@ def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunCo
     """Scores for cfg.neuron_type in cfg.lang, from the cache when exactly the same inputs were seen."""
     kind = neuron_kind(cfg.neuron_type.name)
     layers = candidate_layers(cfg.neuron_type, adapter.num_layers)
+    if kind.method == "lape":
+        return _identify_lape(model, tokenizer, adapter, corpus, cfg, fingerprint, world, device, layers)
     centroid_set = corpus.pairs("parallel_train") if kind.centroid == "shared" else corpus.texts("mono_train")
     detection = corpus.texts("mono_train")
     meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": cfg.neuron_type.name,
@@ -54,13 +58,9 @@ def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunCo
             "num_neurons": adapter.num_neurons, "num_centroid_items": len(centroid_set),
             "num_sentences": len(detection)}
     path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
-    cached = cache.load(path) if cfg.identify.cache else None
-    if world.size > 1:  # all ranks must take the same branch, or the collectives below would hang
-        hits = all_reduce_sum(torch.tensor([float(cached is not None)], device=device), world)
-        cached = cached if int(hits.item()) == world.size else None
+    cached = _cached(path, cfg, world, device)
     if cached is not None:
-        log.info("identify: reusing cached %s scores for %s (%s)", cfg.neuron_type.name, cfg.lang.code, path)
-        return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True, str(path))
+        return cached
     started = time.perf_counter()
     args = (model, tokenizer, adapter)
     opts = (cfg.identify.batch_size, cfg.identify.padding_side, world, device)
@@ -75,6 +75,48 @@ def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunCo
         cache.save(path, result.scores, layers, result.centroids, meta)
     log.info("identify: scored %d layers x %d neurons on %d sentences in %.1fs", len(layers), adapter.num_neurons,
              len(detection), meta["seconds"])
+    return result
+
+
+def _cached(path, cfg: RunConfig, world: World, device: torch.device) -> Identification | None:
+    """The cache entry at `path` if every rank can read it (all ranks must take the same branch)."""
+    cached = cache.load(path) if cfg.identify.cache else None
+    if world.size > 1:
+        hits = all_reduce_sum(torch.tensor([float(cached is not None)], device=device), world)
+        cached = cached if int(hits.item()) == world.size else None
+    if cached is None:
+        return None
+    log.info("identify: reusing cached %s scores for %s (%s)", cfg.neuron_type.name, cfg.lang.code, path)
+    return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True, str(path))
+
+
+def _identify_lape(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict,
+                   world: World, device: torch.device, layers: list[int]) -> Identification:
+    """LAPE language-specific neurons of cfg.lang among cfg.neuron_type.lape_langs, cached like the others."""
+    nt = cfg.neuron_type
+    if cfg.lang.code not in nt.lape_langs:
+        raise ConfigError(f"neuron_type.lape_langs={nt.lape_langs} must include lang={cfg.lang.code}")
+    texts = {code: corpus.texts(nt.lape_set, code) for code in nt.lape_langs}
+    meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": "lape", "candidate_layers": layers,
+            "data_sha256": content_hash(texts), "lape": {"langs": nt.lape_langs, "entropy_rate": nt.lape_entropy_rate,
+                                                       "prob_quantile": nt.lape_prob_quantile},
+            "num_layers": adapter.num_layers, "num_neurons": adapter.num_neurons, "score_dtype": "float64",
+            "num_centroid_items": 0, "num_sentences": sum(len(t) for t in texts.values())}
+    path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
+    cached = _cached(path, cfg, world, device)
+    if cached is not None:
+        return cached
+    started = time.perf_counter()
+    probs = torch.stack([activation_probability(model, tokenizer, adapter, texts[code],
+                                                batch_size=cfg.identify.batch_size, world=world, device=device).cpu()
+                         for code in nt.lape_langs], dim=-1)  # (L, m, n_langs)
+    scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile)
+    meta["seconds"] = round(time.perf_counter() - started, 3)
+    meta["num_specific"] = int(np.isfinite(scores).sum())
+    result = Identification(scores[layers], layers, np.zeros((0, adapter.d_model)), meta, False, str(path))
+    if world.is_main and cfg.identify.cache:
+        cache.save(path, result.scores, layers, result.centroids, meta)
+    log.info("identify: %d LAPE neurons specific to %s", meta["num_specific"], cfg.lang.code)
     return result
 
 

@@ -89,6 +89,13 @@ class ModelAdapter:
         """The module whose input is the activation vector a_l (the hook point for reading and ablating)."""
         return _get(self.blocks[layer], self.family.down_proj)  # type: ignore[return-value]
 
+    def act(self, layer: int) -> nn.Module:
+        """The MLP's activation-function module (its output > 0 is what LAPE counts)."""
+        module = _get(self.blocks[layer], self.family.act)
+        if module is None:
+            raise ModelError(f"{self.model_type}: block {layer} has no activation module '{self.family.act}'")
+        return module
+
     def post_norm(self, layer: int) -> nn.Module | None:
         """The RMSNorm applied to the MLP output before the residual add, if the family has one."""
         return _get(self.blocks[layer], self.family.post_norm) if self.family.post_norm else None

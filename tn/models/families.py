@@ -25,6 +25,8 @@ class Family:
     post_norm: Optional[str] = None
     # the norm multiplies by (offset + weight): Gemma stores weight - 1, so offset = 1
     post_norm_offset: float = 0.0
+    # attribute path inside a block to the MLP's activation-function module (LAPE reads its output's sign)
+    act: str = "mlp.act_fn"
 
 
 FAMILIES: dict[str, Family] = {
@@ -38,11 +40,11 @@ FAMILIES: dict[str, Family] = {
                           post_norm_offset=1.0),
     # Cohere / Aya: parallel block (attention and MLP both read norm(h)); r = h + att is unchanged
     "cohere": Family("model.layers", "mlp.down_proj"),
-    "phi3": Family("model.layers", "mlp.down_proj"),  # fused gate_up_proj; down_proj input is still `a`
+    "phi3": Family("model.layers", "mlp.down_proj", act="mlp.activation_fn"),  # fused gate_up_proj; down_proj input is still `a`
     "olmo2": Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm"),
-    "gpt2": Family("transformer.h", "mlp.c_proj", layout="conv1d"),
-    "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h"),  # parallel or sequential residual
-    "bloom": Family("transformer.h", "mlp.dense_4h_to_h"),
+    "gpt2": Family("transformer.h", "mlp.c_proj", layout="conv1d", act="mlp.act"),
+    "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h", act="mlp.act"),  # parallel or sequential residual
+    "bloom": Family("transformer.h", "mlp.dense_4h_to_h", act="mlp.gelu_impl"),
 }
 
 

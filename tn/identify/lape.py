@@ -1,0 +1,68 @@
+"""Language-specific neurons by LAPE (Tang et al., ACL 2024): activation probability entropy.
+
+For each neuron and language, p = the fraction of that language's tokens where the MLP activation function's
+output is > 0. Normalised over languages, p has an entropy; neurons in the lowest `entropy_rate` fraction of
+entropy (among those with some p above the `prob_quantile` quantile of all p) are language-specific, specific
+to each language whose p exceeds that quantile. Scores for ranking: -entropy (most specific first) for the
+neurons specific to L2, -inf for every other neuron (never selected).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from tn.dist import World, all_reduce_sum, shard
+from tn.models.adapter import ModelAdapter
+from tn.models.forward import forward, iter_batches, length_order
+from tn.progress import batches_of, progress
+
+
+def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], *, batch_size: int,
+                           world: World, device: torch.device) -> torch.Tensor:
+    """(L, m) float64: fraction of all real tokens of `texts` where each neuron's activation output is > 0."""
+    layers = adapter.num_layers
+    positive = torch.zeros(layers, adapter.num_neurons, dtype=torch.float64, device=device)
+    tokens = torch.zeros((), dtype=torch.float64, device=device)
+    mask_now: list[torch.Tensor] = []
+
+    def counter(layer: int):
+        def hook(module, args, output):
+            real = mask_now[0].to(output.device).bool()[..., None]  # (B, T, 1)
+            positive[layer] += ((output > 0) & real).sum(dim=(0, 1)).double().to(device)
+        return hook
+
+    handles = [adapter.act(l).register_forward_hook(counter(l)) for l in range(layers)]
+    mine = shard(texts, world)
+    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    try:
+        with torch.inference_mode():
+            batches = iter_batches(tokenizer, texts, batch_size, "right", order)
+            for batch in progress(batches, batches_of(len(order), batch_size), "identify: lape", world.is_main):
+                mask_now[:] = [batch.attention_mask]
+                tokens += batch.attention_mask.sum()
+                forward(model, batch, device)
+    finally:
+        for h in handles:
+            h.remove()
+    all_reduce_sum(positive, world)
+    all_reduce_sum(tokens, world)
+    return positive / tokens
+
+
+def lape_scores(probs: torch.Tensor, target: int, entropy_rate: float, prob_quantile: float) -> np.ndarray:
+    """(L, m) scores from probs (L, m, n_langs): -entropy where the neuron is specific to language `target`."""
+    p = probs.double()
+    normed = p / p.sum(-1, keepdim=True).clamp(min=1e-300)
+    entropy = -(torch.where(normed > 0, normed * normed.log(), torch.zeros_like(normed))).sum(-1)  # (L, m)
+    flat = p.flatten()
+    bar = flat.kthvalue(max(1, round(len(flat) * prob_quantile))).values.item()
+    entropy = torch.where((p > bar).any(-1), entropy, torch.full_like(entropy, math.inf))
+    keep = max(1, round(entropy.numel() * entropy_rate))
+    lowest = torch.zeros(entropy.numel(), dtype=torch.bool)
+    lowest[torch.argsort(entropy.flatten(), stable=True)[:keep]] = True  # ties: lower (layer, index) first
+    chosen = lowest.view_as(entropy) & torch.isfinite(entropy) & (p[..., target] > bar)
+    return torch.where(chosen, -entropy, torch.full_like(entropy, -math.inf)).numpy()
