@@ -91,3 +91,23 @@ def test_candidate_layers_follow_the_paper():
 def test_numeric_group_choices_are_quoted_for_hydra():
     assert quote_numeric_choices(["top_k=100", "top_k=100,1000", "top_k.k=7", "lang=ja,ko"]) == [
         "top_k='100'", "top_k='100','1000'", "top_k.k=7", "lang=ja,ko"]
+
+
+@pytest.mark.parametrize("preset", _options("sweep"))
+def test_every_sweep_preset_composes(preset):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    text = (CONF / "sweep" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_\n# python -m tn.run -m +sweep=")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+sweep={preset}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    assert any(o.is_sweep_override() for o in parsed) or len(parsed) >= 1
+    from omegaconf import OmegaConf
+
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    run = to_run_config(job)
+    assert run.sweep_name.startswith(preset) and run.top_k.k == 1000 and run.data.source == "files"
+    for name in run.task:
+        task_options(name, run.task[name])
