@@ -55,6 +55,12 @@ class TaskContext:
                 neurons=condition.neurons, mode=mode)
         return self.memo[memo_key]
 
+    def pair_states(self, set_name: str, condition: Condition, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(en, L2) last-token states (N, L, d) of a pair set: English always clean, L2 under `condition`."""
+        pairs = self.corpus.pairs(set_name)
+        en = self.states([e for e, _ in pairs], Condition("clean"), mode, f"{set_name}/en")
+        return en, self.states([x for _, x in pairs], condition, mode, f"{set_name}/l2")
+
     def forget(self, condition: str) -> None:
         """Drop memoised states of a finished condition (clean states stay: every condition compares to them)."""
         for key in [k for k in self.memo if k[1] == condition and condition != "clean"]:

@@ -36,9 +36,7 @@ class MutualKnn(Task):
                               f"(the set {self.options.set} has {len(pairs)} pairs)")
 
     def evaluate(self, condition: Condition) -> dict:
-        pairs = self.ctx.corpus.pairs(self.options.set)
-        en = self.ctx.states([e for e, _ in pairs], Condition("clean"), self.options.mode, f"{self.options.set}/en")
-        l2 = self.ctx.states([x for _, x in pairs], condition, self.options.mode, f"{self.options.set}/l2")
+        en, l2 = self.ctx.pair_states(self.options.set, condition, self.options.mode)
         per_layer = [mutual_knn(en[:, l], l2[:, l], self.options.k) for l in range(en.shape[1])]
         return {"mknn": per_layer, "mknn_mean": sum(per_layer) / len(per_layer)}
 
@@ -69,9 +67,7 @@ class HiddenStateSimilarity(Task):
     def evaluate(self, condition: Condition) -> dict:
         out: dict = {}
         for label, name in (("parallel", self.options.parallel), ("non_parallel", self.options.non_parallel)):
-            pairs = self.ctx.corpus.pairs(name)
-            en = self.ctx.states([e for e, _ in pairs], Condition("clean"), self.options.mode, f"{name}/en")
-            l2 = self.ctx.states([x for _, x in pairs], condition, self.options.mode, f"{name}/l2")
+            en, l2 = self.ctx.pair_states(name, condition, self.options.mode)
             out[label] = [paired_cosine(en[:, l], l2[:, l]).mean().item() for l in range(en.shape[1])]
         out["gap"] = [p - q for p, q in zip(out["parallel"], out["non_parallel"])]
         for key in ("parallel", "non_parallel", "gap"):
