@@ -22,7 +22,7 @@ from tn.models.load import load_model
 from tn.neurons import NeuronSet
 from tn.provenance import provenance
 from tn.summary import format_table, summarize
-from tn.tasks.base import Condition, TaskContext, task_class, task_options
+from tn.tasks.base import Condition, Task, TaskContext, task_class, task_options
 
 log = logging.getLogger("tn")
 
@@ -80,21 +80,11 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | N
     record = neurons_record(cfg, ident, neurons, baselines)
     if world.is_main:
         write_json(out_dir / "neurons.json", record)
-    ctx.neurons, ctx.candidate_layers, ctx.fingerprint = neurons, ident.layers, loaded.fingerprint
-    conditions: dict[str, dict] = {}
-    analyses: dict[str, dict] = {}
+    ctx.neurons, ctx.fingerprint = neurons, loaded.fingerprint
     evaluated = [t for t in tasks if t.name != "none" and t.per_condition]
     with timer.stage("evaluate"):
-        for task in tasks:
-            if not task.per_condition:
-                analyses[task.name] = task.evaluate(Condition("clean"))
-        if evaluated:
-            plan = [Condition("clean"), Condition("ablated", neurons)]
-            plan += [Condition(f"baseline/{seed}", b) for seed, b in baselines.items()]
-            for condition in plan:
-                conditions[condition.name] = {t.name: t.evaluate(condition) for t in evaluated}
-                ctx.forget(condition.name)
-                log.info("evaluated condition %s", condition.name)
+        analyses = {t.name: t.evaluate(Condition("clean")) for t in tasks if not t.per_condition}
+        conditions = evaluate_conditions(evaluated, ctx, neurons, baselines)
     summary = summarize(conditions, {t.name: t.headline for t in evaluated}) if evaluated else {}
     metrics = {"config": resolved_config, "conditions": conditions, "summary": summary, "analyses": analyses,
                "identification": {"cache_hit": ident.cache_hit, "cache_path": ident.path,
@@ -110,6 +100,22 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | N
             logger.log_job(JobRecord(out_dir, metrics, record, sweep))
     accelerator.wait_for_everyone()
     return metrics
+
+
+def evaluate_conditions(tasks: list[Task], ctx: TaskContext, neurons: NeuronSet,
+                        baselines: dict[int, NeuronSet]) -> dict[str, dict]:
+    """{condition: {task: metrics}} for clean, ablated and baseline/<seed>, in that order (clean first: tasks
+    compare the others with it)."""
+    if not tasks:
+        return {}
+    plan = [Condition("clean"), Condition("ablated", neurons)]
+    plan += [Condition(f"baseline/{seed}", b) for seed, b in baselines.items()]
+    conditions = {}
+    for condition in plan:
+        conditions[condition.name] = {t.name: t.evaluate(condition) for t in tasks}
+        ctx.forget(condition.name)
+        log.info("evaluated condition %s", condition.name)
+    return conditions
 
 
 def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, baselines: dict[int, NeuronSet]) -> dict:

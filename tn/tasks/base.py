@@ -39,9 +39,8 @@ class TaskContext:
     world: World
     device: torch.device
     memo: dict = field(default_factory=dict)
-    # the job's transfer neurons and their candidate layers, set once identification is done
+    # the job's transfer neurons, set once identification is done
     neurons: NeuronSet | None = None
-    candidate_layers: list[int] = field(default_factory=list)
     # fingerprint of the loaded weights (for identification of other languages / types)
     fingerprint: dict = field(default_factory=dict)
 
