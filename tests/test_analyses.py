@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests import reference
-from tests.conftest import builtin_corpus, run_tn
+from tests.conftest import run_tn
 from tests.families import build
 from tn.config import RunConfig
 from tn.dist import World

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SHARED, builtin_corpus, run_tn, save_model
+from tests.conftest import SHARED, builtin_corpus, run_tn
 from tn.config import RunConfig
 from tn.dist import World
 from tn.identify.run import identify

@@ -11,7 +11,6 @@ from tn.dist import World
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 from tn.models.load import load_model
-from tn.neurons import NeuronSet
 from tn.represent import last_token_states
 
 OFFLOAD = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "cpu",

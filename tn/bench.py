@@ -9,7 +9,6 @@ Each line reports both timings and their ratio; numbers depend on the machine, t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from typing import Callable

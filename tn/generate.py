@@ -8,10 +8,10 @@ from typing import Sequence
 import torch
 
 from tn.ablate.context import Ablation
-from tn.dist import World, gather_ordered, shard
+from tn.dist import World, gather_ordered
 from tn.models.adapter import ModelAdapter
-from tn.progress import batches_of, progress
-from tn.models.forward import encode, length_order
+from tn.progress import progress
+from tn.models.forward import encode, rank_order
 from tn.neurons import NeuronSet
 
 
@@ -19,8 +19,7 @@ def greedy_generate(model, tokenizer, adapter: ModelAdapter, prompts: Sequence[s
                     batch_size: int, world: World, device: torch.device, neurons: NeuronSet | None = None,
                     mode: str = "prompt") -> list[str]:
     """Decoded new tokens of each prompt (special tokens dropped), in input order, gathered over ranks."""
-    mine = shard(prompts, world)
-    order = [mine[i] for i in length_order(tokenizer, [prompts[i] for i in mine])]
+    order = rank_order(tokenizer, prompts, world)
     out: dict[int, str] = {}
     starts = range(0, len(order), batch_size)
     for start in progress(starts, len(starts), "evaluate: generate", world.is_main):

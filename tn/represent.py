@@ -8,9 +8,9 @@ from typing import Callable, Sequence
 import torch
 
 from tn.ablate.context import Ablation
-from tn.dist import World, all_reduce_sum, shard
+from tn.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import forward, iter_batches, length_order
+from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps, LayerRead
 from tn.neurons import NeuronSet
 from tn.progress import batches_of, progress
@@ -20,8 +20,7 @@ def _run(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], layers: 
          keep: Callable[[list[int], LayerRead], None], *, batch_size: int, padding_side: str, world: World,
          device: torch.device, neurons: NeuronSet | None, mode: str, desc: str) -> None:
     """Forward this rank's share of `texts`, calling keep(rows, read) for every tapped layer of every batch."""
-    mine = shard(texts, world)
-    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    order = rank_order(tokenizer, texts, world)
     rows: list[int] = []
     taps = LastTokenTaps(adapter, layers, lambda read: keep(rows, read), mlp=mlp)
     ablation = Ablation(model, adapter, neurons, mode) if neurons is not None else None

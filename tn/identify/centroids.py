@@ -6,10 +6,10 @@ from typing import Sequence
 
 import torch
 
-from tn.dist import World, all_reduce_sum, shard
+from tn.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
 from tn.progress import batches_of, progress
-from tn.models.forward import forward, iter_batches, length_order
+from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps, LayerRead
 
 
@@ -22,8 +22,7 @@ def output_sums(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], l
     def add(read: LayerRead) -> None:
         sums[position[read.layer]] += read.output.double().sum(0).to(device)
 
-    mine = shard(texts, world)
-    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    order = rank_order(tokenizer, texts, world)
     with torch.inference_mode(), LastTokenTaps(adapter, layers, add).attached() as taps:
         batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
         for batch in progress(batches, batches_of(len(order), batch_size), "identify: centroids", world.is_main):

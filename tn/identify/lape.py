@@ -15,9 +15,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from tn.dist import World, all_reduce_sum, shard
+from tn.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import forward, iter_batches, length_order
+from tn.models.forward import forward, iter_batches, rank_order
 from tn.progress import batches_of, progress
 
 
@@ -36,8 +36,7 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
         return hook
 
     handles = [adapter.act(l).register_forward_hook(counter(l)) for l in range(layers)]
-    mine = shard(texts, world)
-    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    order = rank_order(tokenizer, texts, world)
     try:
         with torch.inference_mode():
             batches = iter_batches(tokenizer, texts, batch_size, "right", order)

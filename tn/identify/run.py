@@ -11,7 +11,7 @@ import torch
 
 from tn.config import RunConfig
 from tn.data.corpus import Corpus, content_hash
-from tn.dist import World, all_reduce_sum, shard
+from tn.dist import World, all_reduce_sum
 from tn.identify import cache
 from tn.identify.centroids import language_centroids, shared_centroids
 from tn.errors import ConfigError
@@ -20,7 +20,7 @@ from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.scores import ScoreAccumulator
 from tn.models.adapter import ModelAdapter
 from tn.progress import batches_of, progress
-from tn.models.forward import forward, iter_batches, length_order
+from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps
 from tn.neurons import NeuronSet, top_k
 
@@ -124,8 +124,7 @@ def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int
                 score_dtype: str, batch_size: int, padding_side: str, world: World, device: torch.device) -> np.ndarray:
     """(len(layers), m) mean over `texts` of the closed-form score at the last real token."""
     acc = ScoreAccumulator(adapter, layers, centroids, score_dtype)
-    mine = shard(texts, world)
-    order = [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    order = rank_order(tokenizer, texts, world)
     with torch.inference_mode(), LastTokenTaps(adapter, layers, acc.add, mlp=True).attached() as taps:
         batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
         for batch in progress(batches, batches_of(len(order), batch_size), "identify: scores", world.is_main):

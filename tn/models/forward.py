@@ -61,6 +61,14 @@ def length_order(tokenizer, texts: Sequence[str]) -> list[int]:
     return sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
 
 
+def rank_order(tokenizer, texts: Sequence[str], world) -> list[int]:
+    """Indices of the texts this rank handles (tn.dist.shard), longest first: the batch order every loop uses."""
+    from tn.dist import shard
+
+    mine = shard(texts, world)
+    return [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+
+
 def forward(model: torch.nn.Module, batch: Batch, device: torch.device, **kwargs) -> object:
     """model(...) with explicit position ids where the model takes them (ALiBi models derive them from the mask)."""
     ids = batch.input_ids.to(device)

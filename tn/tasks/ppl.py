@@ -11,9 +11,9 @@ import torch
 
 from tn.ablate.context import Ablation
 from tn.ablate.positions import MODES
-from tn.dist import all_reduce_sum, shard
+from tn.dist import all_reduce_sum
 from tn.errors import check_choice
-from tn.models.forward import forward, iter_batches, length_order
+from tn.models.forward import forward, iter_batches, rank_order
 from tn.progress import batches_of, progress
 from tn.tasks.base import Condition, Task, register_task
 
@@ -53,8 +53,7 @@ class Perplexity(Task):
     def _nll(self, texts: list[str], condition: Condition) -> tuple[float, float]:
         """Sum of next-token NLL over every real token after the first, and the number of such tokens."""
         ctx = self.ctx
-        mine = shard(texts, ctx.world)
-        order = [mine[i] for i in length_order(ctx.tokenizer, [texts[i] for i in mine])]
+        order = rank_order(ctx.tokenizer, texts, ctx.world)
         totals = torch.zeros(2, dtype=torch.float64, device=ctx.device)
         ablation = Ablation(ctx.model, ctx.adapter, condition.neurons, self.options.mode) if condition.neurons else None
         bs = ctx.run.eval.batch_size
