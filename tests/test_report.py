@@ -40,10 +40,20 @@ def test_report_on_a_partial_sweep(tmp_path):
     assert len(md) == 2 + len(rows) and "0_tiny_ja_type1_k10" in md[2]
     pngs = {p.name for p in out.glob("*.png")}
     assert {"curves_tiny_ja_type1_mknn_mknn.png", "curves_tiny_ja_type1_hs_sim_gap.png",
-            "heatmap_tiny_type1_mknn.mknn_mean.png"} <= pngs
+            "heatmap_type1_tiny_mknn-hs_sim_mknn.mknn_mean.png"} <= pngs
     assert all((out / p).stat().st_size > 5000 for p in pngs)
 
 
 def test_report_without_finished_jobs_fails_clearly(tmp_path):
     rep = subprocess.run([sys.executable, "-m", "tn.report", str(tmp_path)], capture_output=True, text=True)
     assert rep.returncode == 1 and "no finished job" in rep.stderr
+
+
+def test_heatmap_axes_follow_what_the_sweep_varied():
+    from tn.report import heatmap_axes
+
+    base = {"model": "m", "task": "mknn"}
+    grid = [dict(base, lang=l, top_k=k, neuron_type="type1") for l in ("ja", "ko") for k in (10, 100)]
+    assert heatmap_axes(grid) == ("lang", "top_k")
+    types = [dict(base, lang="ja", top_k=k, neuron_type=t) for t in ("type1", "type2", "lape") for k in (10, 100)]
+    assert heatmap_axes(types) == ("neuron_type", "top_k")

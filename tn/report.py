@@ -2,7 +2,7 @@
 
 Collects every job's metrics.json into report.csv and report.md (one row per job), draws per-layer curves
 (clean vs ablated vs the baseline band over seeds) per model/lang/type and heatmaps of the headline deltas
-over lang x top_k, and names the jobs that are missing (in the sweep, never started) or failed (started,
+over the two dimensions the sweep varied most (lang x top_k for the standard sweeps), and names the jobs that are missing (in the sweep, never started) or failed (started,
 no metrics.json). Works on partial sweeps; needs no wandb.
 """
 
@@ -146,35 +146,50 @@ def _per_layer_metrics(metrics: dict) -> list[tuple[str, str]]:
     return [(t, k) for t, ms in clean.items() for k, v in ms.items() if isinstance(v, list) and len(v) > 1]
 
 
+DIMENSIONS = ("lang", "top_k", "neuron_type", "model", "task")
+
+
+def heatmap_axes(rows: list[dict]) -> tuple[str, str]:
+    """The two job dimensions the sweep varied most (lang x top_k for the standard sweeps)."""
+    varied = sorted(DIMENSIONS, key=lambda d: (-len({r[d] for r in rows}), DIMENSIONS.index(d)))
+    return varied[0], varied[1]
+
+
 def heatmaps(rows: list[dict], out: Path) -> list[Path]:
-    """ablated - clean of each headline metric over lang x top_k, one figure per (model, neuron type)."""
+    """ablated - clean of each headline metric over the two most varied dimensions, one figure per value of
+    the others (e.g. per model and neuron type for a lang x top_k sweep)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    y_dim, x_dim = heatmap_axes(rows)
+    rest = [d for d in DIMENSIONS if d not in (y_dim, x_dim)]
     paths = []
     metrics = sorted({c.split(":")[0] for r in rows for c in r if c.endswith(":ablated_minus_clean")})
-    for (model, ntype), group in itertools.groupby(sorted(rows, key=lambda r: (r["model"], r["neuron_type"])),
-                                                   key=lambda r: (r["model"], r["neuron_type"])):
+    for fixed, group in itertools.groupby(sorted(rows, key=lambda r: [str(r[d]) for d in rest]),
+                                          key=lambda r: tuple(str(r[d]) for d in rest)):
         group = list(group)
-        langs, ks = sorted({r["lang"] for r in group}), sorted({r["top_k"] for r in group})
+        ys, xs = sorted({r[y_dim] for r in group}), sorted({r[x_dim] for r in group})
         for metric in metrics:
-            grid = [[math.nan] * len(ks) for _ in langs]
+            grid = [[math.nan] * len(xs) for _ in ys]
             for r in group:
                 value = r.get(f"{metric}:ablated_minus_clean")
-                grid[langs.index(r["lang"])][ks.index(r["top_k"])] = math.nan if value is None else value
-            fig, ax = plt.subplots(figsize=(1.2 * len(ks) + 2.5, 0.6 * len(langs) + 1.8))
-            finite = [abs(v) for line in grid for v in line if not math.isnan(v)] or [1.0]
+                grid[ys.index(r[y_dim])][xs.index(r[x_dim])] = math.nan if value is None else value
+            if all(math.isnan(v) for line in grid for v in line):
+                continue
+            label = " ".join(fixed)
+            fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 2.5, 0.6 * len(ys) + 1.8))
+            finite = [abs(v) for line in grid for v in line if not math.isnan(v)]
             bound = max(finite) or 1.0  # centred at zero: red = the metric dropped, blue = it rose
             image = ax.imshow(grid, cmap="coolwarm_r", aspect="auto", vmin=-bound, vmax=bound)
-            ax.set(xticks=range(len(ks)), xticklabels=ks, yticks=range(len(langs)), yticklabels=langs,
-                   xlabel="top_k", ylabel="lang", title=f"{model} {ntype}: {metric} (ablated - clean)")
-            for i, j in itertools.product(range(len(langs)), range(len(ks))):
+            ax.set(xticks=range(len(xs)), xticklabels=xs, yticks=range(len(ys)), yticklabels=ys,
+                   xlabel=x_dim, ylabel=y_dim, title=f"{label}: {metric} (ablated - clean)")
+            for i, j in itertools.product(range(len(ys)), range(len(xs))):
                 if not math.isnan(grid[i][j]):
                     ax.text(j, i, f"{grid[i][j]:+.3f}", ha="center", va="center", fontsize=8)
             fig.colorbar(image, ax=ax)
-            path = out / f"heatmap_{model}_{ntype}_{metric}.png"
+            path = out / f"heatmap_{'_'.join(fixed)}_{metric}.png".replace("/", "-").replace("+", "-")
             fig.savefig(path, dpi=110, bbox_inches="tight")
             plt.close(fig)
             paths.append(path)
