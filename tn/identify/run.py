@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,17 +13,17 @@ import torch
 from tn.config import RunConfig
 from tn.data.corpus import Corpus, content_hash
 from tn.dist import World, all_reduce_sum
+from tn.errors import ConfigError
 from tn.identify import cache
 from tn.identify.centroids import language_centroids, shared_centroids
-from tn.errors import ConfigError
 from tn.identify.lape import activation_probability, lape_scores
 from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.scores import ScoreAccumulator
 from tn.models.adapter import ModelAdapter
-from tn.progress import batches_of, progress
 from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps
 from tn.neurons import NeuronSet, top_k
+from tn.progress import batches_of, progress
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +44,31 @@ class Identification:
         return top_k(self.scores, self.layers, k)
 
 
+# compute() -> (scores (len(layers), m), centroids (len(layers), d) or (0, d), meta to add after the run)
+Compute = Callable[[], tuple[np.ndarray, np.ndarray, dict]]
+
+
 def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict,
              world: World, device: torch.device) -> Identification:
     """Scores for cfg.neuron_type in cfg.lang, from the cache when exactly the same inputs were seen."""
     kind = neuron_kind(cfg.neuron_type.name)
     layers = candidate_layers(cfg.neuron_type, adapter.num_layers)
-    if kind.method == "lape":
-        return _identify_lape(model, tokenizer, adapter, corpus, cfg, fingerprint, world, device, layers)
-    centroid_set = corpus.pairs("parallel_train") if kind.centroid == "shared" else corpus.texts("mono_train")
-    detection = corpus.texts("mono_train")
+    inputs, compute = METHODS[kind.method](model, tokenizer, adapter, corpus, cfg, world, device, layers)
     meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": cfg.neuron_type.name,
-            "candidate_layers": layers, "data_sha256": content_hash(centroid_set, detection),
-            "score_dtype": cfg.identify.score_dtype, "num_layers": adapter.num_layers,
-            "num_neurons": adapter.num_neurons, "num_centroid_items": len(centroid_set),
-            "num_sentences": len(detection)}
+            "candidate_layers": layers, "num_layers": adapter.num_layers, "num_neurons": adapter.num_neurons,
+            **inputs}
     path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
     cached = _cached(path, cfg, world, device)
     if cached is not None:
         return cached
     started = time.perf_counter()
-    args = (model, tokenizer, adapter)
-    opts = (cfg.identify.batch_size, cfg.identify.padding_side, world, device)
-    if kind.centroid == "shared":
-        centroids = shared_centroids(*args, centroid_set, layers, *opts)
-    else:
-        centroids = language_centroids(*args, centroid_set, layers, *opts)
-    scores = mean_scores(*args, detection, layers, centroids, cfg.identify.score_dtype, *opts)
-    meta["seconds"] = round(time.perf_counter() - started, 3)
-    result = Identification(scores, layers, centroids.cpu().numpy(), meta, False, str(path))
+    scores, centroids, extra = compute()
+    meta.update(extra, seconds=round(time.perf_counter() - started, 3))
+    result = Identification(scores, layers, centroids, meta, False, str(path))
     if world.is_main and cfg.identify.cache:
         cache.save(path, result.scores, layers, result.centroids, meta)
-    log.info("identify: scored %d layers x %d neurons on %d sentences in %.1fs", len(layers), adapter.num_neurons,
-             len(detection), meta["seconds"])
+    log.info("identify: %s for %s, %d layers x %d neurons, %d sentences, %.1fs", cfg.neuron_type.name,
+             cfg.lang.code, len(layers), adapter.num_neurons, meta["num_sentences"], meta["seconds"])
     return result
 
 
@@ -90,34 +84,50 @@ def _cached(path, cfg: RunConfig, world: World, device: torch.device) -> Identif
     return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True, str(path))
 
 
-def _identify_lape(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict,
-                   world: World, device: torch.device, layers: list[int]) -> Identification:
-    """LAPE language-specific neurons of cfg.lang among cfg.neuron_type.lape_langs, cached like the others."""
+def _transfer(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, world: World,
+              device: torch.device, layers: list[int]) -> tuple[dict, Compute]:
+    """Type-1 / Type-2: centroids, then the mean closed-form score over L2 monolingual sentences."""
+    shared = neuron_kind(cfg.neuron_type.name).centroid == "shared"
+    centroid_set = corpus.pairs("parallel_train") if shared else corpus.texts("mono_train")
+    detection = corpus.texts("mono_train")
+    inputs = {"data_sha256": content_hash(centroid_set, detection), "score_dtype": cfg.identify.score_dtype,
+              "num_centroid_items": len(centroid_set), "num_sentences": len(detection)}
+
+    def compute():
+        args = (model, tokenizer, adapter)
+        opts = (cfg.identify.batch_size, cfg.identify.padding_side, world, device)
+        centroids = (shared_centroids if shared else language_centroids)(*args, centroid_set, layers, *opts)
+        scores = mean_scores(*args, detection, layers, centroids, cfg.identify.score_dtype, *opts)
+        return scores, centroids.cpu().numpy(), {}
+
+    return inputs, compute
+
+
+def _lape(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, world: World,
+          device: torch.device, layers: list[int]) -> tuple[dict, Compute]:
+    """LAPE language-specific neurons of cfg.lang among cfg.neuron_type.lape_langs."""
     nt = cfg.neuron_type
     if cfg.lang.code not in nt.lape_langs:
         raise ConfigError(f"neuron_type.lape_langs={nt.lape_langs} must include lang={cfg.lang.code}")
     texts = {code: corpus.texts(nt.lape_set, code) for code in nt.lape_langs}
-    meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": "lape", "candidate_layers": layers,
-            "data_sha256": content_hash(texts), "lape": {"langs": nt.lape_langs, "entropy_rate": nt.lape_entropy_rate,
-                                                       "prob_quantile": nt.lape_prob_quantile},
-            "num_layers": adapter.num_layers, "num_neurons": adapter.num_neurons, "score_dtype": "float64",
-            "num_centroid_items": 0, "num_sentences": sum(len(t) for t in texts.values())}
-    path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
-    cached = _cached(path, cfg, world, device)
-    if cached is not None:
-        return cached
-    started = time.perf_counter()
-    probs = torch.stack([activation_probability(model, tokenizer, adapter, texts[code],
-                                                batch_size=cfg.identify.batch_size, world=world, device=device).cpu()
-                         for code in nt.lape_langs], dim=-1)  # (L, m, n_langs)
-    scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile)
-    meta["seconds"] = round(time.perf_counter() - started, 3)
-    meta["num_specific"] = int(np.isfinite(scores).sum())
-    result = Identification(scores[layers], layers, np.zeros((0, adapter.d_model)), meta, False, str(path))
-    if world.is_main and cfg.identify.cache:
-        cache.save(path, result.scores, layers, result.centroids, meta)
-    log.info("identify: %d LAPE neurons specific to %s", meta["num_specific"], cfg.lang.code)
-    return result
+    inputs = {"data_sha256": content_hash(texts), "score_dtype": "float64", "num_centroid_items": 0,
+              "num_sentences": sum(len(t) for t in texts.values()),
+              "lape": {"langs": nt.lape_langs, "entropy_rate": nt.lape_entropy_rate,
+                       "prob_quantile": nt.lape_prob_quantile}}
+
+    def compute():
+        probs = torch.stack([activation_probability(model, tokenizer, adapter, texts[code],
+                                                    batch_size=cfg.identify.batch_size, world=world,
+                                                    device=device).cpu()
+                             for code in nt.lape_langs], dim=-1)  # (L, m, n_langs)
+        scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile)
+        return scores[layers], np.zeros((0, adapter.d_model)), {"num_specific": int(np.isfinite(scores).sum())}
+
+    return inputs, compute
+
+
+# NeuronKind.method -> how its scores are computed
+METHODS = {"transfer": _transfer, "lape": _lape}
 
 
 def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int], centroids: torch.Tensor,
