@@ -10,9 +10,9 @@ import torch
 from tn.ablate.context import Ablation
 from tn.dist import World, gather_ordered
 from tn.models.adapter import ModelAdapter
-from tn.progress import progress
 from tn.models.forward import encode, rank_order
 from tn.neurons import NeuronSet
+from tn.progress import progress
 
 
 def greedy_generate(model, tokenizer, adapter: ModelAdapter, prompts: Sequence[str], *, max_new_tokens: int,

@@ -85,16 +85,19 @@ class Ablation:
         self._zero = None
 
     def _zeroer(self, layer: int, idx: torch.Tensor):
+        chosen_on: dict[torch.device, torch.Tensor] = {}  # (m,) bool, built once per device, not per call
+
         def hook(module, args):
             a = args[0]  # (B, T, m)
             if self._zero is None:
                 raise RuntimeError(f"ablation hook at layer {layer} ran outside a call of the ablated model")
-            keep_shape = self._zero.shape == a.shape[:2]
-            if not keep_shape:
+            if self._zero.shape != a.shape[:2]:
                 raise RuntimeError(f"ablation at layer {layer}: positions {tuple(self._zero.shape)} do not match "
                                    f"activations {tuple(a.shape[:2])}")
-            chosen = torch.zeros(a.shape[-1], dtype=torch.bool, device=a.device)
-            chosen[idx.to(a.device)] = True
-            mask = self._zero.to(a.device)[:, :, None] & chosen[None, None, :]
+            if a.device not in chosen_on:
+                chosen = torch.zeros(a.shape[-1], dtype=torch.bool, device=a.device)
+                chosen[idx.to(a.device)] = True
+                chosen_on[a.device] = chosen
+            mask = self._zero.to(a.device)[:, :, None] & chosen_on[a.device][None, None, :]
             return (a.masked_fill(mask, 0),) + tuple(args[1:])
         return hook

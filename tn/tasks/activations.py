@@ -107,10 +107,10 @@ class Specificity(Task):
         acts = last_token_activations(ctx.model, ctx.tokenizer, ctx.adapter, texts, select=select,
                                       batch_size=ctx.run.eval.batch_size, padding_side=ctx.run.eval.padding_side,
                                       world=ctx.world, device=ctx.device)
-        # columns in rank order of the neuron set
-        column = {(l, int(i)): (l, j) for l, idx in select.items() for j, i in enumerate(idx.tolist())}
-        x = torch.stack([acts[column[(int(l), int(i))][0]][:, column[(int(l), int(i))][1]]
-                         for l, i in zip(neurons.layers, neurons.indices)], dim=1)  # (N, k)
+        # acts[l] holds the layer's chosen neurons in sorted order; put the columns back in rank order
+        column = {(l, i): j for l, idx in select.items() for j, i in enumerate(idx.tolist())}
+        x = torch.stack([acts[l][:, column[(l, i)]] for l, i in zip(neurons.layers.tolist(), neurons.indices.tolist())],
+                        dim=1)  # (N, k)
         family = next((set(g) for g in self.options.families if lang in g), {lang})
         out = {"n_sentences": len(texts), "langs": self.options.langs}
         for label, positive in (("lang", {lang}), ("family", family)):
