@@ -17,6 +17,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# One intra-op thread per process: the tiny models gain nothing from more, and on a loaded machine (CI runners,
+# a neighbour's job) two spinning OpenMP threads on a busy core made a 1 s evaluation take 30 s.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def builtin_corpus(lang: str = "ja", limit: int | None = None) -> Corpus:
@@ -55,10 +58,22 @@ def data_dir(tmp_path) -> Path:
     return target
 
 
-def run_tn(*overrides: str, cwd: Path | None = None, timeout: int = 300):
-    """Run `python -m tn.run` in a subprocess, as a user would; returns the CompletedProcess."""
+def run_process(cmd: list[str], timeout: int = 900, **kwargs):
+    """subprocess.run with captured text output; a process that exceeds the (generous: a loaded machine is slow,
+    not broken) time-out is reported as a hang, with what it printed so far."""
     import subprocess
+
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as exc:
+        printed = [x.decode(errors="replace") if isinstance(x, bytes) else (x or "") for x in (exc.stdout, exc.stderr)]
+        pytest.fail(f"HANG: {' '.join(map(str, cmd))} did not exit within {timeout}s; it printed:\n"
+                    f"{printed[0][-3000:]}{printed[1][-3000:]}", pytrace=False)
+
+
+def run_tn(*overrides: str, cwd: Path | None = None, timeout: int = 900):
+    """Run `python -m tn.run` in a subprocess, as a user would; returns the CompletedProcess."""
     import sys
 
-    return subprocess.run([sys.executable, "-m", "tn.run", *overrides], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    return run_process([sys.executable, "-m", "tn.run", *overrides], timeout=timeout, cwd=cwd,
+                       env={**os.environ, "HYDRA_FULL_ERROR": "0"})

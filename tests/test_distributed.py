@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import run_tn
+from tests.conftest import run_process, run_tn
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.integration
 def _torchrun(*overrides: str, nproc: int = 2):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
            "-m", "tn.run", *overrides]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return run_process(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_two_processes_equal_one(model_dir, tmp_path):

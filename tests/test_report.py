@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import run_tn
+from tests.conftest import run_process, run_tn
 
 pytestmark = pytest.mark.integration
 
@@ -20,16 +19,15 @@ def test_report_on_a_partial_sweep(tmp_path):
     proc = run_tn("-m", "lang=ja,ko", "top_k=10,100", "task=[mknn,hs_sim]", "baseline.seeds=[0,1]",
                   f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (sweep / "3_tiny_ko_type1_k100" / "metrics.json").unlink()  # a job that failed
-    shutil.rmtree(sweep / "2_tiny_ko_type1_k10")  # a job that never started
+    (sweep / "tiny_ko_type1_k100" / "metrics.json").unlink()  # a job that failed
+    shutil.rmtree(sweep / "tiny_ko_type1_k10")  # a job that never started
     out = tmp_path / "report"
-    rep = subprocess.run([sys.executable, "-m", "tn.report", str(sweep), "--out", str(out)], capture_output=True,
-                         text=True, timeout=300)
+    rep = run_process([sys.executable, "-m", "tn.report", str(sweep), "--out", str(out)])
     assert rep.returncode == 0, rep.stderr
-    assert "failed or unfinished (no metrics.json):" in rep.stdout and "3_tiny_ko_type1_k100" in rep.stdout
+    assert "failed or unfinished (no metrics.json):" in rep.stdout and "tiny_ko_type1_k100" in rep.stdout
     assert "missing (no job directory):" in rep.stdout and "lang=ko" in rep.stdout and "top_k='10'" in rep.stdout
     rows = list(csv.DictReader((out / "report.csv").open(encoding="utf-8")))
-    assert [r["job"] for r in rows] == ["0_tiny_ja_type1_k10", "1_tiny_ja_type1_k100"]
+    assert [r["job"] for r in rows] == ["tiny_ja_type1_k10", "tiny_ja_type1_k100"]
     for row in rows:
         summary = json.loads((sweep / row["job"] / "metrics.json").read_text())["summary"]
         for name, stats in summary.items():
@@ -37,7 +35,7 @@ def test_report_on_a_partial_sweep(tmp_path):
                 assert float(row[f"{name}:{stat}"]) == pytest.approx(stats[stat])
         assert row["lang"] == "ja" and row["task"] == "mknn+hs_sim"
     md = (out / "report.md").read_text(encoding="utf-8").splitlines()
-    assert len(md) == 2 + len(rows) and "0_tiny_ja_type1_k10" in md[2]
+    assert len(md) == 2 + len(rows) and "tiny_ja_type1_k10" in md[2]
     pngs = {p.name for p in out.glob("*.png")}
     assert {"curves_tiny_ja_type1_mknn_mknn.png", "curves_tiny_ja_type1_hs_sim_gap.png",
             "heatmap_type1_tiny_mknn-hs_sim_mknn.mknn_mean.png"} <= pngs
@@ -45,7 +43,7 @@ def test_report_on_a_partial_sweep(tmp_path):
 
 
 def test_report_without_finished_jobs_fails_clearly(tmp_path):
-    rep = subprocess.run([sys.executable, "-m", "tn.report", str(tmp_path)], capture_output=True, text=True)
+    rep = run_process([sys.executable, "-m", "tn.report", str(tmp_path)])
     assert rep.returncode == 1 and "no finished job" in rep.stderr
 
 

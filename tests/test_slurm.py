@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import subprocess
 
 import pytest
@@ -39,8 +40,8 @@ def test_two_by_two_sweep_runs_as_slurm_jobs(tmp_path):
                   f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert [p.name for p in jobs] == ["0_tiny_ja_type1_k10", "1_tiny_ja_type1_k100", "2_tiny_ko_type1_k10",
-                                      "3_tiny_ko_type1_k100"]
+    assert [p.name for p in jobs] == ["tiny_ja_type1_k10", "tiny_ja_type1_k100", "tiny_ko_type1_k10",
+                                      "tiny_ko_type1_k100"]
     prov = [json.loads((p / "metrics.json").read_text())["provenance"] for p in jobs]
     ids = [p["slurm_job_id"] for p in prov]
     assert all(ids) and len(set(ids)) == 4
@@ -54,7 +55,7 @@ def test_slurm_job_with_two_tasks_equals_local_single_process(tmp_path):
     proc = run_tn("-m", "hydra/launcher=local_slurm", "hydra.launcher.tasks_per_node=2", *common,
                   f"hydra.sweep.dir={tmp_path / 'sweep'}", f"cache_dir={tmp_path / 'c2'}", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    job = next((tmp_path / "sweep").glob("0_*"))
+    job = next((tmp_path / "sweep").glob("tiny_*"))
     n_local, n_slurm = (json.loads((d / "neurons.json").read_text()) for d in (tmp_path / "local", job))
     assert [n[:2] for n in n_local["neurons"]] == [n[:2] for n in n_slurm["neurons"]]
     m_local, m_slurm = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "local", job))
@@ -62,3 +63,61 @@ def test_slurm_job_with_two_tasks_equals_local_single_process(tmp_path):
     for key, row in m_local["summary"].items():
         for stat, value in row.items():
             assert m_slurm["summary"][key][stat] == pytest.approx(value, abs=1e-6), (key, stat)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _job_field(job_id: str, field: str) -> str | None:
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=60).stdout
+    return next((tok.split("=", 1)[1] for tok in out.split() if tok.startswith(field + "=")), None)
+
+
+def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tmp_path):
+    import time
+
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    seeds = "[" + ",".join(str(s) for s in range(40)) + "]"  # a long evaluation to preempt it in
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tn.run", "-m", "hydra/launcher=local_slurm", "lang=ja", "top_k=10",
+         "task=[mknn,hs_sim]", f"baseline.seeds={seeds}", "logger=none", f"hydra.sweep.dir={sweep}",
+         f"cache_dir={cache}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+    try:
+        job_log = sweep / "tiny_ja_type1_k10" / "run.log"
+        _wait_for(lambda: job_log.exists() and "evaluated condition baseline/2" in job_log.read_text(), 400,
+                  "the job to finish identification and start evaluating")
+        job_id = _wait_for(lambda: [p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit()], 30,
+                           "the SLURM job id")[0]
+        # what SLURM does to a job it preempts (submitit's own test helper sends the same)
+        subprocess.run(["scancel", job_id, "--signal", "SIGTERM"], check=True, timeout=60)
+        time.sleep(1)
+        subprocess.run(["scancel", job_id, "--signal", "USR2"], check=True, timeout=60)
+        # SLURM holds a requeued batch job for two minutes before it is eligible again; a test need not wait
+        _wait_for(lambda: _job_field(job_id, "Restarts") == "1" and _job_field(job_id, "JobState") == "PENDING", 120,
+                  "the job to be requeued")
+        subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=60)
+        out, _ = driver.communicate(timeout=900)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, out[-3000:]
+    job = sweep / "tiny_ja_type1_k10"
+    metrics = json.loads((job / "metrics.json").read_text())
+    assert metrics["identification"]["cache_hit"] is True  # the requeued attempt reused the first one's stage
+    assert len(metrics["conditions"]) == 42
+    status = json.loads((job / "status.json").read_text())
+    assert status["status"] == "finished" and status["attempt"] == 2 and status["slurm_job_id"] == job_id
+    submitit_log = "".join(p.read_text() for p in (sweep / ".submitit" / job_id).glob("*.err"))
+    assert "this job is preempted" in submitit_log and "DUE TO JOB REQUEUE" in submitit_log
+    log = job_log.read_text()
+    assert log.count("stage load") == 2 and "identify: reusing cached type1" in log

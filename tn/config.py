@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tn.errors import ConfigError, check_choice
+from tn.sweeps import naming as _naming  # noqa: F401  (registers the directory-name resolvers)
 
 def _sanitize(text: str) -> str:
     """A Hub id or path as a short name usable in directories and tags: org/Model-7B -> Model-7B."""
@@ -18,6 +19,8 @@ def _sanitize(text: str) -> str:
 
 OmegaConf.register_new_resolver("sanitize", _sanitize, replace=True)
 
+# names of the models that ship with tn (model.source=builtin; tn.models.load builds them)
+BUILTIN_MODELS = ("tiny",)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODEL_SOURCES = ("builtin", "pretrained")
 PADDING_SIDES = ("left", "right")
@@ -47,6 +50,9 @@ class ModelConfig:
     device_map: Optional[Any] = None
     # where "disk"-offloaded weights go; None = <cache_dir>/offload/<model.id>
     offload_folder: Optional[str] = None
+    # longest input in tokens (longer texts are truncated, with a warning counting them per set);
+    # None = the model's context length
+    max_tokens: Optional[int] = None
 
 
 @dataclass
@@ -170,6 +176,8 @@ class RunConfig:
     device: str = "auto"
     # name of the sweep; names the multirun directory
     sweep_name: str = "default"
+    # skip a job whose directory holds results for the same configuration; false: recompute and replace them
+    resume: bool = True
 
 
 def to_run_config(cfg: DictConfig) -> RunConfig:
@@ -194,7 +202,7 @@ def _check_values(run: RunConfig) -> None:
     check_choice("lang.segmentation", run.lang.segmentation, ("whitespace", "char"))
     check_choice("logger.mode", run.logger.mode, ("offline", "online", "disabled"))
     for option, value in (("top_k.k", run.top_k.k), ("identify.batch_size", run.identify.batch_size),
-                          ("eval.batch_size", run.eval.batch_size)):
+                          ("eval.batch_size", run.eval.batch_size), ("model.max_tokens", run.model.max_tokens or 1)):
         if value < 1:
             raise ConfigError(f"{option}={value} must be >= 1")
     if run.data.limit is not None and run.data.limit < 1:
@@ -203,3 +211,50 @@ def _check_values(run: RunConfig) -> None:
         raise ConfigError(f"neuron_type.boundary_fraction={run.neuron_type.boundary_fraction} must be in (0, 1)")
     if not run.task:
         raise ConfigError("no task selected; choose e.g. task=mknn, task=[mknn,hs_sim] or task=none")
+    _check_unused(run)
+
+
+# options that only some choices read: setting one for another choice is an error, not a silent no-op
+_MODEL_ONLY_PRETRAINED = ("revision",)
+_DATA_OPTIONS = {"builtin": (), "files": ("dir",), "tatoeba": ("hub_id", "hub_size", "hub_seed", "hub_config",
+                                                                "hub_split")}
+_NEURON_TYPE_OPTIONS = {"transfer": ("boundary_fraction",),
+                        "lape": ("lape_langs", "lape_set", "lape_entropy_rate", "lape_prob_quantile")}
+
+
+def _check_unused(run: RunConfig) -> None:
+    """Refuse options that the chosen model / data / neuron type would ignore."""
+    if run.model.source == "builtin":
+        builtin = OmegaConf.structured(ModelConfig)
+        if run.model.name_or_path not in BUILTIN_MODELS:
+            raise ConfigError(f"model.name_or_path={run.model.name_or_path} is ignored by model={run.model.id} "
+                              f"(a built-in model: {', '.join(BUILTIN_MODELS)}); to load it use model=hf "
+                              f"model.name_or_path={run.model.name_or_path}")
+        for key in _MODEL_ONLY_PRETRAINED:
+            if getattr(run.model, key) != builtin[key]:
+                raise ConfigError(f"model.{key}={getattr(run.model, key)} is ignored by model={run.model.id} "
+                                  f"(a built-in model); it applies to model=hf and the Hub presets")
+    _check_group("data", run.data, run.data.source, _DATA_OPTIONS, DataConfig)
+    from tn.identify.layers import NEURON_KINDS
+
+    kind = NEURON_KINDS.get(run.neuron_type.name)
+    if kind is not None:
+        _check_group("neuron_type", run.neuron_type, kind.method, _NEURON_TYPE_OPTIONS, NeuronTypeConfig,
+                     choice_label=f"neuron_type={run.neuron_type.name}",
+                     names={"transfer": "neuron_type=type1 and type2", "lape": "neuron_type=lape"})
+
+
+def _check_group(group: str, values: Any, choice: str, reads: dict[str, tuple[str, ...]], schema: type,
+                 choice_label: str | None = None, names: dict[str, str] | None = None) -> None:
+    defaults = OmegaConf.structured(schema)
+    for other, keys in reads.items():
+        if other == choice:
+            continue
+        for key in keys:
+            if key in reads.get(choice, ()):
+                continue
+            value = getattr(values, key)
+            if value != defaults[key] and not (isinstance(value, list) and list(defaults[key]) == value):
+                readers = (names or {}).get(other, f"{group}={other}")
+                raise ConfigError(f"{group}.{key}={value} is ignored by {choice_label or f'{group}={choice}'}; "
+                                  f"it is read by {readers} only")

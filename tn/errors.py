@@ -21,3 +21,7 @@ def check_choice(option: str, value: object, allowed: "list[str] | tuple[str, ..
     """Raise ConfigError unless `value` is one of `allowed`, naming the option and the allowed values."""
     if value not in allowed:
         raise ConfigError(f"{option}={value!r} is not allowed; choose one of: {', '.join(sorted(map(str, allowed)))}")
+
+
+class NonFiniteError(TnError):
+    """A forward pass produced inf or NaN (broken weights, an overflow): no metric is computed from it."""

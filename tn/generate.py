@@ -19,12 +19,15 @@ def greedy_generate(model, tokenizer, adapter: ModelAdapter, prompts: Sequence[s
                     batch_size: int, world: World, device: torch.device, neurons: NeuronSet | None = None,
                     mode: str = "prompt") -> list[str]:
     """Decoded new tokens of each prompt (special tokens dropped), in input order, gathered over ranks."""
-    order = rank_order(tokenizer, prompts, world)
+    # a prompt plus its answer must fit the context: over-long prompts keep their end (the question's tail and
+    # the answer word), which is what the answer depends on
+    limit = max(1, tokenizer.model_max_length - max_new_tokens)
+    order = rank_order(tokenizer, prompts, world, "evaluate: generate (prompts)", limit, keep="end")
     out: dict[int, str] = {}
     starts = range(0, len(order), batch_size)
     for start in progress(starts, len(starts), "evaluate: generate", world.is_main):
         rows = order[start: start + batch_size]
-        ids, mask = encode(tokenizer, [prompts[i] for i in rows], "left")
+        ids, mask = encode(tokenizer, [prompts[i] for i in rows], "left", limit, keep="end")
         ids, mask = ids.to(device), mask.to(device)
         ablation = Ablation(model, adapter, neurons, mode) if neurons is not None else None
         with torch.inference_mode(), (ablation or nullcontext()):

@@ -34,3 +34,29 @@ def pin_run_dir_across_ranks(args: list[str]) -> list[str]:
         return args
     name = "${model.id}_${lang.code}_${neuron_type.name}_k${top_k.k}"
     return [*args, f"hydra.run.dir=outputs/runs/${{now:%Y-%m-%d}}/run-{run_id}_{name}"]
+
+
+_SUBMITIT_LAUNCHERS = ("submitit_slurm", "submitit_local")
+
+
+def check_launcher_installed(args: list[str]) -> None:
+    """hydra/launcher=<a submitit launcher> without the `slurm` extra: say which extra to install, exit 2.
+
+    Every launcher in conf/hydra/launcher/ builds on Hydra's submitit plugin; without it Hydra would only
+    report that the config cannot be found."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    ours = {p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "hydra" / "launcher").glob("*.yaml")}
+    chosen = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra/launcher=")]
+    if not any(c in ours or c in _SUBMITIT_LAUNCHERS for c in chosen):
+        return
+    try:
+        found = importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        sys.stderr.write(f"tn: error: hydra/launcher={chosen[-1]} needs Hydra's submitit launcher, which is not "
+                         f"installed: pip install -e '.[slurm]' (or pip install hydra-submitit-launcher)\n")
+        sys.exit(2)

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tn.ablate.baseline import random_baseline
-from tn.atomic import write_json
+from tn.atomic import remove_stale_temporaries, write_json
 from tn.config import RunConfig
 from tn.data.corpus import open_corpus
 from tn.dist import World
 from tn.errors import ConfigError
+from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.run import Identification, identify
 from tn.loggers import make_logger
 from tn.loggers.base import JobRecord
 from tn.models.adapter import ModelAdapter
+from tn.models.guard import FiniteGuard
 from tn.models.load import load_model
 from tn.neurons import NeuronSet
 from tn.provenance import provenance
 from tn.summary import format_table, summarize
+from tn.sweeps.resume import clear_results, decide
+from tn.sweeps.status import write_status
 from tn.tasks.base import Condition, Task, TaskContext, task_class, task_options
 
 log = logging.getLogger("tn")
@@ -54,7 +59,29 @@ def setup_accelerator(device: str):
 
 
 def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None = None) -> dict:
-    """Run the whole job; return the metrics written to out_dir/metrics.json (sweep: the multirun's name)."""
+    """Run the whole job; return the metrics written to out_dir/metrics.json (sweep: the multirun's name).
+
+    A job whose results exist for the same configuration is skipped (returns {}); see tn.sweeps.resume."""
+    decision = decide(out_dir, resolved_config, cfg.resume)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if decision.action == "skip":
+        log.info("resume: skipping this job: %s", decision.reason)
+        if main_rank:
+            write_status(out_dir, "skipped", detail=decision.reason)
+        return {}
+    if main_rank:
+        if decision.action == "replace":
+            log.info("resume: replacing the results in %s (%s)", out_dir, decision.reason)
+        clear_results(out_dir)  # also what an unfinished attempt left (its neurons.json, an older wandb run)
+        remove_stale_temporaries(out_dir)
+        write_status(out_dir, "running")
+    metrics = _run(cfg, out_dir, resolved_config, sweep)
+    if main_rank:
+        write_status(out_dir, "finished")
+    return metrics
+
+
+def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None) -> dict:
     timer = Timer()
     task_names = list(cfg.task)
     options = {name: task_options(name, cfg.task[name]) for name in task_names}  # bad options fail first
@@ -72,19 +99,24 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | N
         tasks = [task_class(name)(options[name], ctx) for name in task_names]
         for task in tasks:
             task.prepare()  # reads every set the tasks need: a bad file fails before identification
-    with timer.stage("identify"):
-        ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device)
-        neurons = ident.top(cfg.top_k.k)
-    baselines = {seed: random_baseline(neurons, ident.layers, adapter.num_neurons, seed, cfg.baseline.draw)
-                 for seed in cfg.baseline.seeds}
-    record = neurons_record(cfg, ident, neurons, baselines)
-    if world.is_main:
-        write_json(out_dir / "neurons.json", record)
-    ctx.neurons, ctx.fingerprint = neurons, loaded.fingerprint
-    evaluated = [t for t in tasks if t.name != "none" and t.per_condition]
-    with timer.stage("evaluate"):
-        analyses = {t.name: t.evaluate(Condition("clean")) for t in tasks if not t.per_condition}
-        conditions = evaluate_conditions(evaluated, ctx, neurons, baselines)
+        check_top_k(cfg, adapter)
+    guard = FiniteGuard(adapter)
+    with guard.attached():
+        guard.stage = "identify"
+        with timer.stage("identify"):
+            ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device)
+            neurons = ident.top(cfg.top_k.k)
+        baselines = {seed: random_baseline(neurons, ident.layers, adapter.num_neurons, seed, cfg.baseline.draw)
+                     for seed in cfg.baseline.seeds}
+        record = neurons_record(cfg, ident, neurons, baselines)
+        if world.is_main:
+            write_json(out_dir / "neurons.json", record)
+        ctx.neurons, ctx.fingerprint = neurons, loaded.fingerprint
+        evaluated = [t for t in tasks if t.name != "none" and t.per_condition]
+        with timer.stage("evaluate"):
+            guard.stage = "evaluate (analyses)"
+            analyses = {t.name: t.evaluate(Condition("clean")) for t in tasks if not t.per_condition}
+            conditions = evaluate_conditions(evaluated, ctx, neurons, baselines, guard)
     summary = summarize(conditions, {t.name: t.headline for t in evaluated}) if evaluated else {}
     metrics = {"config": resolved_config, "conditions": conditions, "summary": summary, "analyses": analyses,
                "identification": {"cache_hit": ident.cache_hit, "cache_path": ident.path,
@@ -102,8 +134,24 @@ def run_job(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | N
     return metrics
 
 
+def check_top_k(cfg: RunConfig, adapter: ModelAdapter) -> None:
+    """top_k.k must fit the candidates, and leave as many others for a uniform baseline (checked before the
+    identification pass, not after it). LAPE selects up to k of the neurons it finds specific."""
+    kind = neuron_kind(cfg.neuron_type.name)
+    if kind.method != "transfer":
+        return
+    candidates = len(candidate_layers(cfg.neuron_type, adapter.num_layers)) * adapter.num_neurons
+    if cfg.top_k.k > candidates:
+        raise ConfigError(f"top_k.k={cfg.top_k.k} is larger than the {candidates} candidate neurons of "
+                          f"neuron_type={cfg.neuron_type.name} in this model; choose top_k.k <= {candidates}")
+    if cfg.baseline.seeds and cfg.baseline.draw == "uniform" and 2 * cfg.top_k.k > candidates:
+        raise ConfigError(f"top_k.k={cfg.top_k.k}: a uniform random baseline needs as many non-transfer "
+                          f"candidates, but there are only {candidates - cfg.top_k.k}; choose top_k.k <= "
+                          f"{candidates // 2} or baseline.seeds=[]")
+
+
 def evaluate_conditions(tasks: list[Task], ctx: TaskContext, neurons: NeuronSet,
-                        baselines: dict[int, NeuronSet]) -> dict[str, dict]:
+                        baselines: dict[int, NeuronSet], guard: FiniteGuard | None = None) -> dict[str, dict]:
     """{condition: {task: metrics}} for clean, ablated and baseline/<seed>, in that order (clean first: tasks
     compare the others with it)."""
     if not tasks:
@@ -112,6 +160,8 @@ def evaluate_conditions(tasks: list[Task], ctx: TaskContext, neurons: NeuronSet,
     plan += [Condition(f"baseline/{seed}", b) for seed, b in baselines.items()]
     conditions = {}
     for condition in plan:
+        if guard is not None:
+            guard.stage = f"evaluate (condition {condition.name})"
         conditions[condition.name] = {t.name: t.evaluate(condition) for t in tasks}
         ctx.forget(condition.name)
         log.info("evaluated condition %s", condition.name)

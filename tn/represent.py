@@ -20,7 +20,7 @@ def _run(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], layers: 
          keep: Callable[[list[int], LayerRead], None], *, batch_size: int, padding_side: str, world: World,
          device: torch.device, neurons: NeuronSet | None, mode: str, desc: str) -> None:
     """Forward this rank's share of `texts`, calling keep(rows, read) for every tapped layer of every batch."""
-    order = rank_order(tokenizer, texts, world)
+    order = rank_order(tokenizer, texts, world, desc)
     rows: list[int] = []
     taps = LastTokenTaps(adapter, layers, lambda read: keep(rows, read), mlp=mlp)
     ablation = Ablation(model, adapter, neurons, mode) if neurons is not None else None

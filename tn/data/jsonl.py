@@ -13,14 +13,24 @@ def read_jsonl(path: Path, keys: tuple[str, ...]) -> list[dict[str, str]]:
     if not path.is_file():
         raise DataError(f"{path}: data file not found (expected a JSON-lines file with keys {list(keys)})")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            line = decode_line(raw, path, number)
             if not line.strip():
                 continue
             rows.append(_parse(line, path, number, keys))
     if not rows:
         raise DataError(f"{path}: no items (expected one JSON object per line with keys {list(keys)})")
     return rows
+
+
+def decode_line(raw: bytes, path: Path | str, number: int) -> str:
+    """One line as text; a byte sequence that is not UTF-8 is a DataError naming file, line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                        f"save the file as UTF-8") from None
 
 
 def _parse(line: str, path: Path, number: int, keys: tuple[str, ...]) -> dict[str, str]:

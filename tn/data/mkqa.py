@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tn.data.jsonl import decode_line
 from tn.errors import DataError
 
 BUILTIN = Path(__file__).parent / "builtin" / "mkqa.jsonl"
@@ -48,13 +50,18 @@ def _path(source: str) -> Path:
 
 def _file_rows(path: Path):
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield f"{path}:{number}", json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    try:
+        with opener(path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                line = decode_line(raw, path, number)
+                if line.strip():
+                    try:
+                        yield f"{path}:{number}", json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt .gz, an unreadable file
+        raise DataError(f"{path}: cannot read it ({type(exc).__name__}: {exc}); is the file truncated or "
+                        f"corrupt?") from None
 
 
 def _hub_rows(dataset_id: str):

@@ -1,24 +1,34 @@
-"""On-disk cache of identification results, keyed by exactly what they depend on, written atomically."""
+"""On-disk cache of identification results, keyed by exactly what they depend on, written atomically.
+
+An entry that cannot be read (truncated, empty, not a zip: a disk filled up, a copy broke off) is a warning
+and a recomputation, never a job that fails until someone deletes the file. Identical concurrent jobs compute
+an entry once: they serialise on a lock file beside it, and the second finds the first one's result.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from tn.atomic import write_atomic
+from tn.atomic import remove_stale_temporaries, write_atomic
 
 log = logging.getLogger(__name__)
 
 # Bump when the identification arithmetic changes: old cache entries then no longer match.
-ALGORITHM_VERSION = 1
+ALGORITHM_VERSION = 2
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def cache_key(parts: dict) -> str:
-    """sha256 of the canonical JSON of `parts` (model fingerprint, lang, neuron type, data hash, settings)."""
+    """sha256 of the canonical JSON of `parts` (model identity, lang, neuron type, data hash, settings)."""
     blob = json.dumps({"algorithm": ALGORITHM_VERSION, **parts}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -36,8 +46,9 @@ def load(path: Path) -> dict | None:
         with np.load(path, allow_pickle=False) as data:
             return {"scores": data["scores"], "layers": data["layers"].tolist(), "centroids": data["centroids"],
                     "meta": json.loads(str(data["meta"]))}
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("ignoring unreadable identification cache %s (%s); recomputing", path, exc)
+    except _UNREADABLE as exc:
+        log.warning("identify: the cache entry %s is unreadable (%s: %s); recomputing it", path,
+                    type(exc).__name__, exc)
         return None
 
 
@@ -50,3 +61,24 @@ def save(path: Path, scores: np.ndarray, layers: list[int], centroids: np.ndarra
                      meta=np.asarray(json.dumps(meta, sort_keys=True)))
 
     write_atomic(path, write)
+
+
+@contextmanager
+def entry_lock(path: Path, enabled: bool = True) -> Iterator[None]:
+    """Hold the lock of the entry at `path` (exclusive, released when the holder exits or dies)."""
+    if not enabled:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(path.parent):
+        log.info("identify: removed %s, left by a writer that died", stale.name)
+    with open(path.with_suffix(".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("identify: another job is computing %s; waiting for it to reuse its result", path.name)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

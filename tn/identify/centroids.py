@@ -22,7 +22,7 @@ def output_sums(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], l
     def add(read: LayerRead) -> None:
         sums[position[read.layer]] += read.output.double().sum(0).to(device)
 
-    order = rank_order(tokenizer, texts, world)
+    order = rank_order(tokenizer, texts, world, "identify: centroids")
     with torch.inference_mode(), LastTokenTaps(adapter, layers, add).attached() as taps:
         batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
         for batch in progress(batches, batches_of(len(order), batch_size), "identify: centroids", world.is_main):

@@ -36,7 +36,7 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
         return hook
 
     handles = [adapter.act(l).register_forward_hook(counter(l)) for l in range(layers)]
-    order = rank_order(tokenizer, texts, world)
+    order = rank_order(tokenizer, texts, world, "identify: lape")
     try:
         with torch.inference_mode():
             batches = iter_batches(tokenizer, texts, batch_size, "right", order)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 from tn.config import NeuronTypeConfig
 from tn.errors import ConfigError
+
+log = logging.getLogger("tn")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ def candidate_layers(cfg: NeuronTypeConfig, num_layers: int) -> list[int]:
     """Sorted candidate layers for `cfg` in a model of `num_layers` layers."""
     if cfg.layers:
         layers = parse_layers(cfg.layers, num_layers)
+        _warn_other_side(cfg, layers, num_layers)
     else:
         b = boundary(num_layers, cfg.boundary_fraction)
         side = neuron_kind(cfg.name).side
@@ -67,3 +71,25 @@ def parse_layers(spec: str, num_layers: int) -> list[int]:
             raise ConfigError(f"neuron_type.layers={spec!r}: '{part}' is outside layers 0..{num_layers - 1}")
         layers.update(range(first, last + 1))
     return sorted(layers)
+
+
+_warned: set[tuple] = set()
+
+
+def _warn_other_side(cfg: NeuronTypeConfig, layers: list[int], num_layers: int) -> None:
+    """Explicit layers on the other side of the type's boundary contradict the type: say so, once."""
+    side = neuron_kind(cfg.name).side
+    b = boundary(num_layers, cfg.boundary_fraction)
+    across = [l for l in layers if (l >= b if side == "lower" else l < b)] if side != "all" else []
+    key = (cfg.name, cfg.layers, num_layers)
+    if across and key not in _warned:
+        _warned.add(key)
+        where = f"layers < {b}" if side == "lower" else f"layers >= {b}"
+        log.warning("neuron_type.layers=%s includes layers %s, outside the %s candidates (%s of %d, "
+                    "boundary_fraction=%s): these are not %s neurons in the paper's sense", cfg.layers,
+                    _ranges(across), cfg.name, where, num_layers, cfg.boundary_fraction, cfg.name)
+
+
+def _ranges(layers: list[int]) -> str:
+    return f"{layers[0]}-{layers[-1]}" if len(layers) > 1 and layers[-1] - layers[0] == len(layers) - 1 else \
+        ",".join(map(str, layers))

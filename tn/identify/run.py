@@ -13,13 +13,14 @@ import torch
 from tn.config import RunConfig
 from tn.data.corpus import Corpus, content_hash
 from tn.dist import World, all_reduce_sum
-from tn.errors import ConfigError
+from tn.errors import ConfigError, NonFiniteError
 from tn.identify import cache
 from tn.identify.centroids import language_centroids, shared_centroids
 from tn.identify.lape import activation_probability, lape_scores
 from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.scores import ScoreAccumulator
 from tn.models.adapter import ModelAdapter
+from tn.models.fingerprint import identity
 from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps
 from tn.neurons import NeuronSet, top_k
@@ -50,31 +51,47 @@ Compute = Callable[[], tuple[np.ndarray, np.ndarray, dict]]
 
 def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict,
              world: World, device: torch.device) -> Identification:
-    """Scores for cfg.neuron_type in cfg.lang, from the cache when exactly the same inputs were seen."""
+    """Scores for cfg.neuron_type in cfg.lang, from the cache when exactly the same inputs were seen.
+
+    Concurrent jobs that need the same entry compute it once: rank 0 of each holds the entry's lock while it
+    looks up, computes and saves, so the second job waits and then reads the first one's result."""
     kind = neuron_kind(cfg.neuron_type.name)
     layers = candidate_layers(cfg.neuron_type, adapter.num_layers)
     inputs, compute = METHODS[kind.method](model, tokenizer, adapter, corpus, cfg, world, device, layers)
     meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": cfg.neuron_type.name,
             "candidate_layers": layers, "num_layers": adapter.num_layers, "num_neurons": adapter.num_neurons,
-            **inputs}
-    path = cache.entry_path(cfg.cache_dir, cache.cache_key(meta))
-    cached = _cached(path, cfg, world, device)
-    if cached is not None:
-        return cached
-    started = time.perf_counter()
-    scores, centroids, extra = compute()
-    meta.update(extra, seconds=round(time.perf_counter() - started, 3))
-    result = Identification(scores, layers, centroids, meta, False, str(path))
-    if world.is_main and cfg.identify.cache:
-        cache.save(path, result.scores, layers, result.centroids, meta)
+            "max_tokens": getattr(tokenizer, "model_max_length", None), **inputs}
+    path = cache.entry_path(cfg.cache_dir, cache.cache_key({**meta, "model": identity(fingerprint)}))
+    use_cache = cfg.identify.cache
+    with cache.entry_lock(path, enabled=use_cache and world.is_main):
+        cached = _cached(path, cfg, world, device) if use_cache else None
+        if cached is not None:
+            return cached
+        started = time.perf_counter()
+        scores, centroids, extra = compute()
+        meta.update(extra, seconds=round(time.perf_counter() - started, 3))
+        check_finite(scores, centroids, layers, f"{cfg.neuron_type.name}, {cfg.lang.code}")
+        result = Identification(scores, layers, centroids, meta, False, str(path))
+        if world.is_main and use_cache:
+            cache.save(path, result.scores, layers, result.centroids, meta)
     log.info("identify: %s for %s, %d layers x %d neurons, %d sentences, %.1fs", cfg.neuron_type.name,
              cfg.lang.code, len(layers), adapter.num_neurons, meta["num_sentences"], meta["seconds"])
     return result
 
 
+def check_finite(scores: np.ndarray, centroids: np.ndarray, layers: list[int], what: str) -> None:
+    """Refuse NaN / +-inf in centroids or scores (-inf marks a non-candidate, e.g. in LAPE): never cached."""
+    bad = {"centroid": ~np.isfinite(centroids).all(axis=-1) if centroids.size else np.zeros(0, dtype=bool),
+           "score": np.isnan(scores).any(axis=-1) | np.isposinf(scores).any(axis=-1)}
+    for name, rows in bad.items():
+        if rows.any():
+            raise NonFiniteError(f"identify ({what}): non-finite {name}s at layer {layers[int(np.argmax(rows))]} "
+                                 f"(inf or NaN hidden states or activations); nothing was cached")
+
+
 def _cached(path, cfg: RunConfig, world: World, device: torch.device) -> Identification | None:
     """The cache entry at `path` if every rank can read it (all ranks must take the same branch)."""
-    cached = cache.load(path) if cfg.identify.cache else None
+    cached = cache.load(path)
     if world.size > 1:
         hits = all_reduce_sum(torch.tensor([float(cached is not None)], device=device), world)
         cached = cached if int(hits.item()) == world.size else None
@@ -134,7 +151,7 @@ def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int
                 score_dtype: str, batch_size: int, padding_side: str, world: World, device: torch.device) -> np.ndarray:
     """(len(layers), m) mean over `texts` of the closed-form score at the last real token."""
     acc = ScoreAccumulator(adapter, layers, centroids, score_dtype)
-    order = rank_order(tokenizer, texts, world)
+    order = rank_order(tokenizer, texts, world, "identify: scores")
     with torch.inference_mode(), LastTokenTaps(adapter, layers, acc.add, mlp=True).attached() as taps:
         batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
         for batch in progress(batches, batches_of(len(order), batch_size), "identify: scores", world.is_main):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
+
+log = logging.getLogger("tn")
 
 
 @dataclass
@@ -34,14 +37,20 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def encode(tokenizer, texts: Sequence[str], padding_side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokenise with the model's default special tokens, padded on `padding_side`: (ids, mask), each (B, T)."""
-    previous = tokenizer.padding_side
-    tokenizer.padding_side = padding_side
+def encode(tokenizer, texts: Sequence[str], padding_side: str, max_tokens: int | None = None,
+           keep: str = "start") -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokenise with the model's default special tokens, padded on `padding_side`: (ids, mask), each (B, T).
+
+    Texts longer than `max_tokens` (default: the tokenizer's model_max_length, which load_model sets to the
+    model's context) keep their first tokens (keep="start") or their last ones (keep="end": prompts)."""
+    limit = token_limit(tokenizer, max_tokens)
+    previous = tokenizer.padding_side, tokenizer.truncation_side
+    tokenizer.padding_side, tokenizer.truncation_side = padding_side, "right" if keep == "start" else "left"
     try:
-        enc = tokenizer(list(texts), padding=True, return_tensors="pt")
+        enc = tokenizer(list(texts), padding=True, truncation=limit is not None, return_tensors="pt",
+                        max_length=limit)
     finally:
-        tokenizer.padding_side = previous
+        tokenizer.padding_side, tokenizer.truncation_side = previous
     return enc["input_ids"], enc["attention_mask"]
 
 
@@ -55,18 +64,39 @@ def iter_batches(tokenizer, texts: Sequence[str], batch_size: int, padding_side:
         yield Batch(ids, mask, rows)
 
 
+def token_limit(tokenizer, max_tokens: int | None = None) -> int | None:
+    """`max_tokens`, else the tokenizer's model_max_length; None when neither sets a real bound (1e30)."""
+    limit = max_tokens or getattr(tokenizer, "model_max_length", None)
+    return int(limit) if limit is not None and limit < 10**9 else None
+
+
+def token_lengths(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Untruncated token count of each text, special tokens included."""
+    return [len(ids) for ids in tokenizer(list(texts), verbose=False)["input_ids"]]
+
+
 def length_order(tokenizer, texts: Sequence[str]) -> list[int]:
     """Indices of `texts` from longest to shortest token count (ties by index): less padding per batch."""
-    lengths = [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+    lengths = token_lengths(tokenizer, texts)
     return sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
 
 
-def rank_order(tokenizer, texts: Sequence[str], world) -> list[int]:
-    """Indices of the texts this rank handles (tn.dist.shard), longest first: the batch order every loop uses."""
+def rank_order(tokenizer, texts: Sequence[str], world, label: str = "texts", max_tokens: int | None = None,
+               keep: str = "start") -> list[int]:
+    """Indices of the texts this rank handles (tn.dist.shard), longest first: the batch order every loop uses.
+
+    Warns, once per set (`label`), how many texts exceed the token limit and will be truncated by encode()."""
     from tn.dist import shard
 
+    lengths = token_lengths(tokenizer, texts)
+    limit = token_limit(tokenizer, max_tokens)
+    over = [n for n in lengths if limit is not None and n > limit]
+    if over:
+        log.warning("%s: %d of %d texts are longer than %d tokens (the longest: %d); each keeps its %s %d tokens "
+                    "(model.max_tokens sets the limit)", label, len(over), len(texts), limit, max(over),
+                    "first" if keep == "start" else "last", limit)
     mine = shard(texts, world)
-    return [mine[i] for i in length_order(tokenizer, [texts[i] for i in mine])]
+    return sorted(mine, key=lambda i: (-lengths[i], i))
 
 
 def forward(model: torch.nn.Module, batch: Batch, device: torch.device, **kwargs) -> object:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +10,13 @@ import torch
 
 from tn.config import ModelConfig
 from tn.errors import ModelError
+from tn.models.fingerprint import fingerprint, memo_directory
+from tn.models.hub import locate
 from tn.models.tiny import ensure_tiny
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-_SAMPLE = 4 << 20  # bytes hashed at each end of a weight file: content-based, yet fast on 16 GB checkpoints
 
 
 @dataclass
@@ -38,63 +36,62 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(cfg: ModelConfig, device: torch.device, cache_dir: str) -> LoadedModel:
-    """Load model and tokenizer through `from_pretrained`; raise ModelError with the cause on failure."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """Load model and tokenizer through `from_pretrained`; raise ModelError saying what to do on failure."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-shard bars flood SLURM logs; the job logs its own stage timings
 
     path = str(ensure_tiny(cache_dir)) if cfg.source == "builtin" else cfg.name_or_path
     dtype = resolve_dtype(cfg.dtype, device)
-    kwargs = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    dispatch = {}
+    kwargs = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
+                  local_files_only=locate(path, cfg.revision))
     if cfg.device_map is not None:  # Accelerate big-model dispatch: layers spread over GPUs / CPU / disk
         folder = cfg.offload_folder or str(Path(cache_dir).expanduser() / "offload" / cfg.id)
-        dispatch = {"device_map": cfg.device_map, "offload_folder": folder}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=cfg.attn_implementation, **dispatch, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot load model '{path}' (model.name_or_path, revision={cfg.revision}): {exc}") from None
-    if not dispatch:
+        kwargs.update(device_map=cfg.device_map, offload_folder=folder)
+    tokenizer, model = _from_pretrained(path, dtype, cfg.attn_implementation, kwargs)
+    if cfg.device_map is None:
         model.to(device)
     model.eval()
-    _prepare_tokenizer(tokenizer)
-    return LoadedModel(model, tokenizer, fingerprint(path, cfg, dtype, model))
+    _prepare_tokenizer(tokenizer, token_limit(model, tokenizer, cfg.max_tokens))
+    return LoadedModel(model, tokenizer, fingerprint(path, cfg.revision, dtype, model, memo_directory(cache_dir)))
 
 
-def _prepare_tokenizer(tokenizer) -> None:
+def _from_pretrained(path: str, dtype: torch.dtype, attn: str | None, kwargs: dict):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in _TOKENIZER_KEYS})
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attn, **kwargs)
+    except Exception as exc:  # noqa: BLE001  (every loader failure becomes one line that names the model)
+        cause = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
+        hint = " (a truncated or corrupt weight file?)" if "safetensor" in cause.lower() or "pickle" in cause else ""
+        raise ModelError(f"model.name_or_path={path}: cannot load it{hint}: {cause}") from None
+    return tokenizer, model
+
+
+_TOKENIZER_KEYS = ("revision", "trust_remote_code", "local_files_only")
+
+
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+DEFAULT_CONTEXT = 4096  # for models that state no context length (ALiBi, e.g. BLOOM)
+
+
+def token_limit(model: torch.nn.Module, tokenizer, max_tokens: int | None) -> int:
+    """The longest input in tokens: the model's context (its config, or the tokenizer's model_max_length),
+    capped by model.max_tokens. Longer texts are truncated with a warning instead of running unbounded."""
+    config = model.config
+    known = [getattr(c, key) for c in (config, getattr(config, "text_config", None)) if c is not None
+             for key in _CONTEXT_KEYS if isinstance(getattr(c, key, None), int) and getattr(c, key) > 0]
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 10**6:  # tokenizers without a limit report 1e30
+        known.append(int(tokenizer.model_max_length))
+    context = min(known) if known else DEFAULT_CONTEXT
+    return min(context, max_tokens) if max_tokens else context
+
+
+def _prepare_tokenizer(tokenizer, limit: int) -> None:
+    tokenizer.model_max_length = limit  # encode() truncates to it (tn.models.forward)
     # Batching needs a pad token; its id never reaches a real position (attention mask and last-token indexing).
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if tokenizer.pad_token is None:
         raise ModelError("the tokenizer has no pad, eos or unk token to pad batches with")
-
-
-def fingerprint(path: str, cfg: ModelConfig, dtype: torch.dtype, model: torch.nn.Module) -> dict:
-    """What the weights are: Hub commit, or a content hash of a local directory's weight files, plus dtype."""
-    local = Path(path)
-    info: dict = {"name_or_path": path if not local.exists() else str(local.resolve()), "dtype": str(dtype)}
-    if local.is_dir():
-        info["weights_sha256"] = _hash_weight_files(local)
-    else:
-        info["revision"] = cfg.revision
-        info["commit"] = getattr(model.config, "_commit_hash", None)
-    return info
-
-
-def _hash_weight_files(directory: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in directory.iterdir() if p.suffix in _WEIGHT_SUFFIXES or p.name == "config.json")
-    for p in files:
-        size = p.stat().st_size
-        digest.update(json.dumps([p.name, size]).encode())
-        with open(p, "rb") as fh:
-            digest.update(fh.read(_SAMPLE))
-            if size > 2 * _SAMPLE:
-                fh.seek(size - _SAMPLE)
-                digest.update(fh.read(_SAMPLE))
-            else:
-                digest.update(fh.read())
-    return digest.hexdigest()

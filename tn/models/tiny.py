@@ -14,12 +14,15 @@ import argparse
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from tn.atomic import dir_mode, file_mode, remove_stale_temporaries, temp_prefix
 
 TOKENIZER_FILE = Path(__file__).with_name("tiny_tokenizer.json")
 SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
@@ -59,9 +62,14 @@ def ensure_tiny(cache_dir: str | Path, spec: TinySpec = TinySpec()) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "config.json").exists():  # built by whoever held the lock before us
             return target
-        tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
+        remove_stale_temporaries(target.parent)  # builds killed before their rename
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmpdir", dir=target.parent))
         try:
             _save(build_model(spec, vocab_size=len(tokenizer := load_tokenizer()), tokenizer=tokenizer), tokenizer, tmp)
+            # mkdtemp makes the directory 0700 and safetensors writes 0600: collaborators sharing a cache must read it
+            os.chmod(tmp, dir_mode())
+            for path in tmp.iterdir():
+                os.chmod(path, file_mode())
             shutil.rmtree(target, ignore_errors=True)  # a partial directory left by a killed process
             tmp.rename(target)
         finally:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from tn.ablate.context import Ablation
-from tn.errors import ConfigError, check_choice
+from tn.errors import ConfigError, DataError, check_choice
 from tn.tasks.base import Condition, Task, register_task
 
 
@@ -53,7 +53,19 @@ class LmEval(Task):
         if unknown:
             raise ConfigError(f"task.lm_eval.tasks: unknown lm-eval task(s) {unknown} "
                               f"(include_path={self.options.include_path})")
+        self._check_datasets()
         self.engine = None
+
+    def _check_datasets(self) -> None:
+        """Load the tasks' datasets now (kept in the datasets cache): a missing one fails before identification."""
+        try:
+            self.manager.load(list(self.options.tasks))
+        except Exception as exc:  # noqa: BLE001  (network, offline mode, a bad local path: all one message)
+            cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            raise DataError(f"task.lm_eval: cannot load the data of {list(self.options.tasks)} ({cause}). Offline, "
+                            f"either pre-download the dataset where there is network and set HF_DATASETS_OFFLINE=1, "
+                            f"or run a local task: task.lm_eval.include_path=<directory of task YAMLs whose "
+                            f"dataset_path is json with local data_files> (see the README, lm-eval offline)") from None
 
     def _engine(self):
         from lm_eval.models.huggingface import HFLM

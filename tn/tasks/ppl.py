@@ -53,7 +53,7 @@ class Perplexity(Task):
     def _nll(self, texts: list[str], condition: Condition) -> tuple[float, float]:
         """Sum of next-token NLL over every real token after the first, and the number of such tokens."""
         ctx = self.ctx
-        order = rank_order(ctx.tokenizer, texts, ctx.world)
+        order = rank_order(ctx.tokenizer, texts, ctx.world, "evaluate: ppl")
         totals = torch.zeros(2, dtype=torch.float64, device=ctx.device)
         ablation = Ablation(ctx.model, ctx.adapter, condition.neurons, self.options.mode) if condition.neurons else None
         bs = ctx.run.eval.batch_size
