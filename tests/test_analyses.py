@@ -14,10 +14,12 @@ from tests import reference
 from tests.conftest import run_tn
 from tests.families import build
 from tn.config import RunConfig
+from tn.data.corpus import BUILTIN_DIR
 from tn.dist import World
 from tn.identify.lape import lape_scores
 from tn.models.adapter import ModelAdapter
 from tn.neurons import NeuronSet
+from tn.represent import last_token_states
 from tn.tasks.base import Condition, TaskContext, task_class, task_options
 from tn.tasks.overlap import overlap
 from tn.tasks.similarity import anova_p, correlation_ratio, energy_components
@@ -62,6 +64,30 @@ def test_lape_selection_rules():
     assert np.isfinite(scores).sum() == 2
     assert scores[0, 0] == 0.0 and scores[1, 1] == pytest.approx(0.95 * math.log(0.95) + 0.05 * math.log(0.05))  # -H
     assert scores[0, 2] == -math.inf  # specific to the other language
+
+
+def test_lape_probabilities_count_text_tokens_only():
+    from tn.identify.lape import activation_probability
+
+    ctx = _ctx()
+    texts = ctx.corpus.texts("mono_train")
+    got = activation_probability(ctx.model, ctx.tokenizer, ctx.adapter, texts, batch_size=4, world=World(),
+                                 device=torch.device("cpu"))
+    positive, tokens = torch.zeros_like(got), 0
+    for text in texts:  # one sentence at a time, BOS dropped by position (it is the first token of each)
+        ids = ctx.tokenizer(text, return_tensors="pt")["input_ids"]
+        assert ids[0, 0] == ctx.tokenizer.bos_token_id
+        outs = {}
+        hooks = [ctx.adapter.act(l).register_forward_hook(lambda m, a, o, l=l: outs.__setitem__(l, o[0, 1:]))
+                 for l in range(4)]
+        with torch.no_grad():
+            ctx.model(input_ids=ids)
+        for h in hooks:
+            h.remove()
+        for l in range(4):
+            positive[l] += (outs[l] > 0).sum(0).double()
+        tokens += ids.shape[1] - 1
+    assert torch.allclose(got, positive / tokens, atol=1e-12)
 
 
 def _ctx(family="llama"):
@@ -149,7 +175,52 @@ def test_latent_centroid_matrix_matches_brute_force():
     ja_ko = cents["ja"] @ cents["ko"] / (np.linalg.norm(cents["ja"]) * np.linalg.norm(cents["ko"]))
     assert got["centroid_cos"][2][0][1] == pytest.approx(ja_ko, abs=1e-5)
     assert got["centroid_cos"][2][0][0] == pytest.approx(1.0)
-    assert all(1 <= a <= b <= c for a, b, c in zip(got["energy_90"], got["energy_95"], got["energy_99"]))
+    for code in ("ja", "ko", "en"):  # per language, uncentred (the authors' svd.py)
+        states = np.array([reference.layer_outputs(ctx.model, ctx.tokenizer, ctx.adapter, t)[2]
+                           for t in ctx.corpus.texts("mono_test", code)], dtype=np.float64)
+        energy = np.cumsum(np.linalg.svd(states, compute_uv=False) ** 2)
+        energy /= energy[-1]
+        for pct in (90, 95, 99):
+            assert got[f"energy_{pct}_{code}"][2] == int(np.searchsorted(energy, pct / 100 - 1e-12) + 1)
+    assert all(1 <= a <= b <= c for a, b, c in zip(got["pooled_centred_energy_90"], got["pooled_centred_energy_95"],
+                                                   got["pooled_centred_energy_99"]))
+
+
+def test_latent_ablates_each_language_with_its_own_neurons(tmp_path):
+    from tn.ablate.baseline import random_baseline
+
+    ctx = _ctx()
+    ctx.run.cache_dir, ctx.run.neuron_type.name = str(tmp_path), "type2"
+    own = {code: ctx.identification(code).top(12) for code in ("ja", "ko")}
+    ctx.neurons = own["ja"]
+    task = task_class("latent")(task_options("latent", {"langs": ["ja", "ko", "en"]}), ctx)
+    task.prepare()
+    task.evaluate(Condition("clean"))
+    got = task.evaluate(Condition("ablated", own["ja"]))
+    kw = dict(batch_size=4, padding_side="right", world=World(), device=torch.device("cpu"), mode="last")
+
+    def cents(sets):
+        states = {c: last_token_states(ctx.model, ctx.tokenizer, ctx.adapter, ctx.corpus.texts("mono_test", c),
+                                       neurons=sets.get(c), **kw) for c in ("ja", "ko", "en")}
+        unit = torch.nn.functional.normalize(torch.stack([states[c][:, 3].double().mean(0) for c in states]), dim=1)
+        return (unit @ unit.T).numpy()
+
+    assert np.allclose(got["centroid_cos"][3], cents(own), atol=1e-6)  # ko with ko's neurons, en clean
+    assert not np.allclose(got["centroid_cos"][3], cents({"ja": own["ja"], "ko": own["ja"]}), atol=1e-6)
+    seed = Condition("baseline/1", random_baseline(own["ja"], [3], 64, 1, "uniform"), "uniform", 1)
+    expected = random_baseline(own["ko"], ctx.identification("ko").layers, 64, 1, "uniform")
+    assert ctx.neurons_for("ko", seed).pairs() == expected.pairs() and ctx.neurons_for("en", seed) is None
+
+
+def test_latent_on_an_aligned_set():
+    ctx = _ctx()
+    task = task_class("latent")(task_options("latent", {"langs": ["ja", "ko", "en"], "set": "mkqa_queries",
+                                                        "limit": 12}), ctx)
+    task.prepare()
+    rows = [json.loads(line) for line in (BUILTIN_DIR.parent / "paper" / "mkqa_queries.jsonl").open(encoding="utf-8")]
+    assert task.texts["ko"] == [r["ko"] for r in rows[:12]] and task.texts["en"] == [r["en"] for r in rows[:12]]
+    got = task.evaluate(Condition("clean"))
+    assert len(got["energy_95_ko"]) == 4 and all(1 <= v <= 12 for v in got["energy_95_ko"])
 
 
 @pytest.mark.integration

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -65,10 +66,9 @@ class LangConfig:
     family: str = ""
     # the word that ends a QA prompt, e.g. "答え" in "{question}? 答え: "
     answer_word: str = "Answer"
-    # regex of articles removed by MKQA normalisation; None = no article removal
-    article_regex: Optional[str] = None
-    # whitespace | char: how MKQA normalisation splits answers into tokens
-    segmentation: str = "whitespace"
+    # the language's key in MKQA records and in its official evaluation rules (articles, segmentation);
+    # None = the same as `code` (Chinese: zh_cn)
+    mkqa_code: Optional[str] = None
     # Helsinki-NLP/tatoeba_mt config of the en-L2 pair (data=tatoeba)
     tatoeba: str = ""
 
@@ -98,7 +98,8 @@ class TopKConfig:
 
 @dataclass
 class DataConfig:
-    # builtin (ships in the package) | files (data.dir in the Tatoeba layout) | tatoeba (the Hub corpus)
+    # builtin (written for tn) | paper (the paper's Tatoeba selection, shipped) | files (data.dir in the
+    # Tatoeba layout) | tatoeba (the Hub corpus)
     source: str = "builtin"
     # directory holding {lang}_parallel_train.jsonl ... (source=files)
     dir: Optional[str] = None
@@ -126,6 +127,9 @@ class IdentifyConfig:
     score_dtype: str = "float64"
     # reuse identification results cached on disk under a key of exactly what they depend on
     cache: bool = True
+    # the last layer's centroid from its raw output (the method's definition) or from the final-normed state
+    # (final_norm: what the authors' released code did; reproduces their released Type-2 sets)
+    last_layer_centroid: str = "raw"
 
 
 @dataclass
@@ -134,6 +138,8 @@ class BaselineConfig:
     draw: str = "per_layer"
     # one random baseline per seed
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    # further draws evaluated as extra conditions baseline-<draw>/<seed> (e.g. [per_layer] beside uniform)
+    extra_draws: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +186,18 @@ class RunConfig:
     resume: bool = True
 
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def lang_config(code: str) -> LangConfig:
+    """The LangConfig of conf/lang/<code>.yaml (for analyses that involve other languages than the job's)."""
+    path = CONF_DIR / "lang" / f"{code}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONF_DIR / "lang").glob("*.yaml"))
+        raise ConfigError(f"language '{code}' has no conf/lang/{code}.yaml; known: {', '.join(known)}")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LangConfig), OmegaConf.load(path)))
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
     """Check `cfg` against the schema and allowed values; return a typed RunConfig."""
     try:
@@ -197,9 +215,11 @@ def _check_values(run: RunConfig) -> None:
     check_choice("identify.padding_side", run.identify.padding_side, PADDING_SIDES)
     check_choice("eval.padding_side", run.eval.padding_side, PADDING_SIDES)
     check_choice("identify.score_dtype (never bf16)", run.identify.score_dtype, SCORE_DTYPES)
+    check_choice("identify.last_layer_centroid", run.identify.last_layer_centroid, ("raw", "final_norm"))
     check_choice("baseline.draw", run.baseline.draw, BASELINE_DRAWS)
+    for draw in run.baseline.extra_draws:
+        check_choice("baseline.extra_draws", draw, BASELINE_DRAWS)
     check_choice("device", run.device, DEVICES)
-    check_choice("lang.segmentation", run.lang.segmentation, ("whitespace", "char"))
     check_choice("logger.mode", run.logger.mode, ("offline", "online", "disabled"))
     for option, value in (("top_k.k", run.top_k.k), ("identify.batch_size", run.identify.batch_size),
                           ("eval.batch_size", run.eval.batch_size), ("model.max_tokens", run.model.max_tokens or 1)):
@@ -216,7 +236,7 @@ def _check_values(run: RunConfig) -> None:
 
 # options that only some choices read: setting one for another choice is an error, not a silent no-op
 _MODEL_ONLY_PRETRAINED = ("revision",)
-_DATA_OPTIONS = {"builtin": (), "files": ("dir",), "tatoeba": ("hub_id", "hub_size", "hub_seed", "hub_config",
+_DATA_OPTIONS = {"builtin": (), "paper": (), "files": ("dir",), "tatoeba": ("hub_id", "hub_size", "hub_seed", "hub_config",
                                                                 "hub_split")}
 _NEURON_TYPE_OPTIONS = {"transfer": ("boundary_fraction",),
                         "lape": ("lape_langs", "lape_set", "lape_entropy_rate", "lape_prob_quantile")}

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tn.ablate.baseline import random_baseline
+from tn.ablate import conditions
+from tn.ablate.conditions import Condition
 from tn.atomic import remove_stale_temporaries, write_json
 from tn.config import RunConfig
 from tn.data.corpus import open_corpus
@@ -27,7 +28,7 @@ from tn.provenance import provenance
 from tn.summary import format_table, summarize
 from tn.sweeps.resume import clear_results, decide
 from tn.sweeps.status import write_status
-from tn.tasks.base import Condition, Task, TaskContext, task_class, task_options
+from tn.tasks.base import Task, TaskContext, task_class, task_options
 
 log = logging.getLogger("tn")
 
@@ -105,10 +106,10 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
         guard.stage = "identify"
         with timer.stage("identify"):
             ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device)
-            neurons = ident.top(cfg.top_k.k)
-        baselines = {seed: random_baseline(neurons, ident.layers, adapter.num_neurons, seed, cfg.baseline.draw)
-                     for seed in cfg.baseline.seeds}
-        record = neurons_record(cfg, ident, neurons, baselines)
+            neurons = ident.top(selected_k(cfg, ident))
+        plan = conditions.plan(neurons, ident.layers, adapter.num_neurons, cfg.baseline.seeds, cfg.baseline.draw,
+                               cfg.baseline.extra_draws)
+        record = neurons_record(cfg, ident, neurons, plan)
         if world.is_main:
             write_json(out_dir / "neurons.json", record)
         ctx.neurons, ctx.fingerprint = neurons, loaded.fingerprint
@@ -116,9 +117,9 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
         with timer.stage("evaluate"):
             guard.stage = "evaluate (analyses)"
             analyses = {t.name: t.evaluate(Condition("clean")) for t in tasks if not t.per_condition}
-            conditions = evaluate_conditions(evaluated, ctx, neurons, baselines, guard)
-    summary = summarize(conditions, {t.name: t.headline for t in evaluated}) if evaluated else {}
-    metrics = {"config": resolved_config, "conditions": conditions, "summary": summary, "analyses": analyses,
+            results = evaluate_conditions(evaluated, ctx, plan, guard)
+    summary = summarize(results, {t.name: t.headline for t in evaluated}) if evaluated else {}
+    metrics = {"config": resolved_config, "conditions": results, "summary": summary, "analyses": analyses,
                "identification": {"cache_hit": ident.cache_hit, "cache_path": ident.path,
                                   "candidate_layers": ident.layers, "seconds": ident.meta.get("seconds")},
                "timings": timer.seconds,
@@ -127,11 +128,25 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
         for task in tasks:
             task.finalize(out_dir)
         write_json(out_dir / "metrics.json", metrics)
-        log.info("results in %s\n%s", out_dir, format_table(summary))
+        about = (f"{cfg.model.id}, {cfg.lang.code}: the top {len(neurons)} {cfg.neuron_type.name} neurons; "
+                 f"random baseline drawn {cfg.baseline.draw}")
+        log.info("results in %s\n%s", out_dir, format_table(summary, about))
         with timer.stage("log"):
             logger.log_job(JobRecord(out_dir, metrics, record, sweep))
     accelerator.wait_for_everyone()
     return metrics
+
+
+def selected_k(cfg: RunConfig, ident: Identification) -> int:
+    """top_k.k; LAPE selects up to k of the neurons it finds specific to the language, saying how many."""
+    if neuron_kind(cfg.neuron_type.name).method == "lape" and ident.num_candidates < cfg.top_k.k:
+        log.warning("lape: %d neurons are specific to %s; selecting all of them (top_k.k=%d asked for more)",
+                    ident.num_candidates, cfg.lang.code, cfg.top_k.k)
+        if ident.num_candidates == 0:
+            raise ConfigError(f"lape: no neuron is specific to {cfg.lang.code} among {cfg.neuron_type.lape_langs} "
+                              f"(raise neuron_type.lape_entropy_rate or use more sentences)")
+        return ident.num_candidates
+    return cfg.top_k.k
 
 
 def check_top_k(cfg: RunConfig, adapter: ModelAdapter) -> None:
@@ -150,30 +165,34 @@ def check_top_k(cfg: RunConfig, adapter: ModelAdapter) -> None:
                           f"{candidates // 2} or baseline.seeds=[]")
 
 
-def evaluate_conditions(tasks: list[Task], ctx: TaskContext, neurons: NeuronSet,
-                        baselines: dict[int, NeuronSet], guard: FiniteGuard | None = None) -> dict[str, dict]:
-    """{condition: {task: metrics}} for clean, ablated and baseline/<seed>, in that order (clean first: tasks
-    compare the others with it)."""
+def evaluate_conditions(tasks: list[Task], ctx: TaskContext, plan: list[Condition],
+                        guard: FiniteGuard | None = None) -> dict[str, dict]:
+    """{condition: {task: metrics}} for every condition of `plan`, in order (clean first: tasks compare the
+    others with it)."""
     if not tasks:
         return {}
-    plan = [Condition("clean"), Condition("ablated", neurons)]
-    plan += [Condition(f"baseline/{seed}", b) for seed, b in baselines.items()]
-    conditions = {}
+    results = {}
     for condition in plan:
         if guard is not None:
             guard.stage = f"evaluate (condition {condition.name})"
-        conditions[condition.name] = {t.name: t.evaluate(condition) for t in tasks}
+        results[condition.name] = {t.name: t.evaluate(condition) for t in tasks}
         ctx.forget(condition.name)
         log.info("evaluated condition %s", condition.name)
-    return conditions
+    return results
 
 
-def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, baselines: dict[int, NeuronSet]) -> dict:
+def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, plan: list[Condition]) -> dict:
     """The neurons.json contract: top-k [[layer, index, score], ...] in rank order plus what identified them."""
     meta = ident.meta
+
+    def rows(condition: Condition) -> list[list[int]]:
+        return [[int(l), int(i)] for l, i in zip(condition.neurons.layers, condition.neurons.indices)]
+
+    baselines = [c for c in plan if c.draw is not None]
     return {
         "neurons": neurons.rows(),
         "k": len(neurons),
+        "requested_k": cfg.top_k.k,
         "model": cfg.model.id,
         "name_or_path": meta["model"].get("name_or_path"),
         "model_fingerprint": meta["model"],
@@ -186,7 +205,9 @@ def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, ba
         "num_centroid_items": meta["num_centroid_items"],
         "data_sha256": meta["data_sha256"],
         "score_dtype": meta["score_dtype"],
+        "last_layer_centroid": meta.get("last_layer_centroid", "raw"),
         "baseline_draw": cfg.baseline.draw,
-        "baselines": {str(seed): [[int(l), int(i)] for l, i in zip(b.layers, b.indices)]
-                      for seed, b in baselines.items()},
+        "baselines": {str(c.seed): rows(c) for c in baselines if c.draw == cfg.baseline.draw},
+        "extra_baselines": {d: {str(c.seed): rows(c) for c in baselines if c.draw == d}
+                            for d in cfg.baseline.extra_draws if d != cfg.baseline.draw},
     }

@@ -21,7 +21,7 @@ class Question:
 
     example_id: str
     question: str
-    golds: tuple[str, ...]  # answer texts and aliases, de-duplicated, in order
+    golds: tuple[str, ...]  # answer texts ("" for none) and aliases, de-duplicated, in order
 
 
 def load_questions(source: str, lang: str, limit: int | None = None) -> list[Question]:
@@ -80,10 +80,11 @@ def _question(row: dict, lang: str, where: str) -> Question | None:
         answers = row["answers"][lang]
     except (KeyError, TypeError, IndexError) as exc:
         raise DataError(f"{where}: not an MKQA record for language '{lang}' (missing {exc})") from None
+    # as the official evaluation reads them: each answer's text ("" when it has none) and its aliases
     golds: list[str] = []
     for answer in answers:
-        for candidate in [answer.get("text"), *(answer.get("aliases") or [])]:
-            if candidate and candidate not in golds:
+        for candidate in [answer.get("text") or "", *(answer.get("aliases") or [])]:
+            if candidate not in golds:
                 golds.append(candidate)
     if not golds:
         return None

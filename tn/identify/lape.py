@@ -23,7 +23,11 @@ from tn.progress import batches_of, progress
 
 def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], *, batch_size: int,
                            world: World, device: torch.device) -> torch.Tensor:
-    """(L, m) float64: fraction of all real tokens of `texts` where each neuron's activation output is > 0."""
+    """(L, m) float64: fraction of the text tokens of `texts` where each neuron's activation output is > 0.
+
+    Padding and special tokens (BOS and the like) are not counted: a BOS is the same token in every language
+    and would pull every language's probabilities toward one another."""
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
     layers = adapter.num_layers
     positive = torch.zeros(layers, adapter.num_neurons, dtype=torch.float64, device=device)
     tokens = torch.zeros((), dtype=torch.float64, device=device)
@@ -41,8 +45,9 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
         with torch.inference_mode():
             batches = iter_batches(tokenizer, texts, batch_size, "right", order)
             for batch in progress(batches, batches_of(len(order), batch_size), "identify: lape", world.is_main):
-                mask_now[:] = [batch.attention_mask]
-                tokens += batch.attention_mask.sum()
+                text = batch.attention_mask.bool() & ~torch.isin(batch.input_ids, special)  # (B, T)
+                mask_now[:] = [text]
+                tokens += text.sum()
                 forward(model, batch, device)
     finally:
         for h in handles:

@@ -44,6 +44,11 @@ class Identification:
         """The top-k neurons in rank order."""
         return top_k(self.scores, self.layers, k)
 
+    @property
+    def num_candidates(self) -> int:
+        """Neurons that can be selected (-inf marks the others, e.g. neurons LAPE finds not specific)."""
+        return int(np.isfinite(self.scores).sum())
+
 
 # compute() -> (scores (len(layers), m), centroids (len(layers), d) or (0, d), meta to add after the run)
 Compute = Callable[[], tuple[np.ndarray, np.ndarray, dict]]
@@ -107,13 +112,16 @@ def _transfer(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunC
     shared = neuron_kind(cfg.neuron_type.name).centroid == "shared"
     centroid_set = corpus.pairs("parallel_train") if shared else corpus.texts("mono_train")
     detection = corpus.texts("mono_train")
+    final_norm = cfg.identify.last_layer_centroid == "final_norm" and adapter.num_layers - 1 in layers
     inputs = {"data_sha256": content_hash(centroid_set, detection), "score_dtype": cfg.identify.score_dtype,
-              "num_centroid_items": len(centroid_set), "num_sentences": len(detection)}
+              "num_centroid_items": len(centroid_set), "num_sentences": len(detection),
+              "last_layer_centroid": "final_norm" if final_norm else "raw"}
 
     def compute():
         args = (model, tokenizer, adapter)
         opts = (cfg.identify.batch_size, cfg.identify.padding_side, world, device)
-        centroids = (shared_centroids if shared else language_centroids)(*args, centroid_set, layers, *opts)
+        centroids = (shared_centroids if shared else language_centroids)(*args, centroid_set, layers, *opts,
+                                                                          final_norm=final_norm)
         scores = mean_scores(*args, detection, layers, centroids, cfg.identify.score_dtype, *opts)
         return scores, centroids.cpu().numpy(), {}
 

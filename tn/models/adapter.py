@@ -100,6 +100,13 @@ class ModelAdapter:
         """The RMSNorm applied to the MLP output before the residual add, if the family has one."""
         return _get(self.blocks[layer], self.family.post_norm) if self.family.post_norm else None
 
+    def final_norm(self) -> nn.Module:
+        """The norm after the last block (what output_hidden_states applies to the last layer's output)."""
+        module = _get(self.model, self.family.final_norm)
+        if module is None:
+            raise ModelError(f"{self.model_type}: no final norm at '{self.family.final_norm}'")
+        return module
+
     def contribution_module(self, layer: int) -> nn.Module:
         """The module whose output is exactly what the MLP adds to the residual stream."""
         return self.post_norm(layer) or self.down_proj(layer)

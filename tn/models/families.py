@@ -27,6 +27,8 @@ class Family:
     post_norm_offset: float = 0.0
     # attribute path inside a block to the MLP's activation-function module (LAPE reads its output's sign)
     act: str = "mlp.act_fn"
+    # attribute path from the *ForCausalLM model to the norm applied after the last block (final_norm centroid)
+    final_norm: str = "model.norm"
 
 
 FAMILIES: dict[str, Family] = {
@@ -42,9 +44,10 @@ FAMILIES: dict[str, Family] = {
     "cohere": Family("model.layers", "mlp.down_proj"),
     "phi3": Family("model.layers", "mlp.down_proj", act="mlp.activation_fn"),  # fused gate_up_proj; down_proj input is still `a`
     "olmo2": Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm"),
-    "gpt2": Family("transformer.h", "mlp.c_proj", layout="conv1d", act="mlp.act"),
-    "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h", act="mlp.act"),  # parallel or sequential residual
-    "bloom": Family("transformer.h", "mlp.dense_4h_to_h", act="mlp.gelu_impl"),
+    "gpt2": Family("transformer.h", "mlp.c_proj", layout="conv1d", act="mlp.act", final_norm="transformer.ln_f"),
+    # parallel or sequential residual
+    "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h", act="mlp.act", final_norm="gpt_neox.final_layer_norm"),
+    "bloom": Family("transformer.h", "mlp.dense_4h_to_h", act="mlp.gelu_impl", final_norm="transformer.ln_f"),
 }
 
 

@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from tn.ablate.conditions import Condition, same_condition
 from tn.config import RunConfig
 from tn.data.corpus import Corpus
 from tn.dist import World
@@ -17,14 +18,6 @@ from tn.errors import ConfigError
 from tn.models.adapter import ModelAdapter
 from tn.neurons import NeuronSet
 from tn.represent import last_token_states
-
-
-@dataclass
-class Condition:
-    """One evaluation condition: clean (no neurons), ablated (transfer neurons) or baseline/<seed>."""
-
-    name: str
-    neurons: NeuronSet | None = None
 
 
 @dataclass
@@ -43,15 +36,50 @@ class TaskContext:
     neurons: NeuronSet | None = None
     # fingerprint of the loaded weights (for identification of other languages / types)
     fingerprint: dict = field(default_factory=dict)
+    _identifications: dict = field(default_factory=dict)
 
-    def states(self, texts: Sequence[str], condition: Condition, mode: str, key: str) -> torch.Tensor:
-        """(N, L, d) last-token states of `texts` under `condition`; memoised per (key, condition, mode)."""
-        memo_key = (key, condition.name if condition.neurons is not None else "clean", mode)
+    def identification(self, lang: str, neuron_type: str | None = None):
+        """The identification of `neuron_type` (default: the job's) in `lang`, with this job's model, data
+        source and settings, through the cache (computed once per job)."""
+        import copy
+
+        from tn.config import lang_config
+        from tn.identify.run import identify
+
+        neuron_type = neuron_type or self.run.neuron_type.name
+        key = (lang, neuron_type)
+        if key not in self._identifications:
+            cfg = copy.deepcopy(self.run)
+            if lang != cfg.lang.code:
+                cfg.lang = lang_config(lang)
+            if neuron_type != cfg.neuron_type.name:
+                cfg.neuron_type.name, cfg.neuron_type.layers = neuron_type, None
+            self._identifications[key] = identify(self.model, self.tokenizer, self.adapter, self.corpus.for_lang(lang),
+                                                  cfg, self.fingerprint, self.world, self.device)
+        return self._identifications[key]
+
+    def neurons_for(self, lang: str, condition: Condition) -> NeuronSet | None:
+        """What `condition` ablates in `lang`: the job's own set for the job's language, else the same
+        condition built from `lang`'s own top-k of the job's neuron type (English is never ablated)."""
+        if condition.neurons is None or lang == "en":
+            return None
+        if lang == self.run.lang.code:
+            return condition.neurons
+        ident = self.identification(lang)
+        own = ident.top(min(len(self.neurons), ident.num_candidates))
+        return same_condition(condition, own, ident.layers, self.adapter.num_neurons)
+
+    def states(self, texts: Sequence[str], condition: Condition, mode: str, key: str,
+               neurons: NeuronSet | None | str = "condition") -> torch.Tensor:
+        """(N, L, d) last-token states of `texts` under `condition` (ablating `neurons` if given, else the
+        condition's own set); memoised per (key, condition, mode)."""
+        chosen = condition.neurons if isinstance(neurons, str) else neurons
+        memo_key = (key, condition.name if chosen is not None else "clean", mode)
         if memo_key not in self.memo:
             self.memo[memo_key] = last_token_states(
                 self.model, self.tokenizer, self.adapter, texts, batch_size=self.run.eval.batch_size,
                 padding_side=self.run.eval.padding_side, world=self.world, device=self.device,
-                neurons=condition.neurons, mode=mode)
+                neurons=chosen, mode=mode)
         return self.memo[memo_key]
 
     def pair_states(self, set_name: str, condition: Condition, mode: str) -> tuple[torch.Tensor, torch.Tensor]:

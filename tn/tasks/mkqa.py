@@ -9,7 +9,7 @@ from typing import Optional
 
 from tn.atomic import write_atomic
 from tn.data.mkqa import Question, load_questions
-from tn.errors import ConfigError, check_choice
+from tn.errors import ConfigError, DataError, check_choice
 from tn.generate import greedy_generate
 from tn.tasks.base import Condition, Task, register_task
 from tn.tasks.qa_metric import best_f1
@@ -17,8 +17,9 @@ from tn.tasks.qa_metric import best_f1
 
 @dataclass
 class MkqaOptions:
-    # builtin (48 questions shipped with tn), a path to mkqa.jsonl[.gz], or hub:<dataset id>
-    source: str = "builtin"
+    # builtin (48 questions written for tn), a path to mkqa.jsonl[.gz], or hub:<dataset id>; None: not set
+    # (the paper preset's default without TN_MKQA_FILE: the job stops rather than run on the built-in questions)
+    source: Optional[str] = "builtin"
     # keep the first N answerable questions; None = all
     limit: Optional[int] = None
     # new tokens generated per answer (the paper: 5 or 10)
@@ -44,9 +45,14 @@ class Mkqa(Task):
 
     def prepare(self) -> None:
         check_choice("task.mkqa.mode", self.options.mode, ("prompt", "prompt_last"))
+        if self.options.source is None:
+            raise DataError("task=mkqa needs the MKQA file for this experiment: download mkqa.jsonl.gz from "
+                            "https://github.com/apple/ml-mkqa and set TN_MKQA_FILE=/path/mkqa.jsonl.gz (or "
+                            "task.mkqa.source=/path/mkqa.jsonl.gz, or task.mkqa.source=hub:apple/mkqa with network)")
         if self.options.max_new_tokens < 1:
             raise ConfigError(f"task.mkqa.max_new_tokens={self.options.max_new_tokens} must be >= 1")
-        self.questions: list[Question] = load_questions(self.options.source, self.ctx.run.lang.code, self.options.limit)
+        self.lang = self.ctx.run.lang.mkqa_code or self.ctx.run.lang.code  # MKQA's key, e.g. zh_cn
+        self.questions: list[Question] = load_questions(self.options.source, self.lang, self.options.limit)
         self.records: dict[str, dict] = {}
 
     def evaluate(self, condition: Condition) -> dict:
@@ -56,7 +62,7 @@ class Mkqa(Task):
                                   max_new_tokens=self.options.max_new_tokens, batch_size=self.ctx.run.eval.batch_size,
                                   world=self.ctx.world, device=self.ctx.device, neurons=condition.neurons,
                                   mode=self.options.mode)
-        scores = [best_f1(a, list(q.golds), lang.article_regex, lang.segmentation) for a, q in zip(answers, self.questions)]
+        scores = [best_f1(a, list(q.golds), self.lang) for a, q in zip(answers, self.questions)]
         self.records[condition.name] = {"answers": answers, "f1": scores}
         clean = self.records["clean"]["f1"]
         out = {"f1": sum(scores) / len(scores), "n": len(scores)}

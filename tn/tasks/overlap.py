@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import List
 
-import numpy as np
-
-from tn.data.corpus import open_corpus
 from tn.errors import ConfigError
 from tn.identify.layers import NEURON_KINDS
-from tn.identify.run import identify
 from tn.neurons import NeuronSet
 from tn.tasks.base import Condition, Task, register_task
 
@@ -53,13 +48,9 @@ class Overlap(Task):
             self.specs.append((lang or self.ctx.run.lang.code, ntype))
 
     def evaluate(self, condition: Condition) -> dict:
-        ctx = self.ctx
         out = {}
         for lang, ntype in self.specs:
-            cfg = copy.deepcopy(ctx.run)
-            cfg.lang.code, cfg.neuron_type.name, cfg.neuron_type.layers = lang, ntype, None
-            corpus = ctx.corpus if lang == ctx.run.lang.code else open_corpus(cfg.data, lang)
-            other = identify(ctx.model, ctx.tokenizer, ctx.adapter, corpus, cfg, ctx.fingerprint, ctx.world, ctx.device)
-            k = min(len(ctx.neurons), int(np.isfinite(other.scores).sum()))
-            out[f"{lang}:{ntype}"] = overlap(ctx.neurons, other.top(k), ctx.adapter.num_layers)
+            other = self.ctx.identification(lang, ntype)  # that language's own data (its Hub pair for tatoeba)
+            k = min(len(self.ctx.neurons), other.num_candidates)
+            out[f"{lang}:{ntype}"] = overlap(self.ctx.neurons, other.top(k), self.ctx.adapter.num_layers)
         return out

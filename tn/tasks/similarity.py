@@ -52,8 +52,10 @@ def anova_p(eta2: torch.Tensor, n: int, groups: int) -> torch.Tensor:
     return torch.as_tensor(f_dist.sf(f_stat.numpy(), df1, df2), dtype=torch.float64)
 
 
-def energy_components(x: torch.Tensor, thresholds: tuple[float, ...]) -> list[int]:
-    """Number of singular components of the centred rows of x (N, d) holding each fraction of the energy."""
-    s = torch.linalg.svdvals(x.double() - x.double().mean(0))
+def energy_components(x: torch.Tensor, thresholds: tuple[float, ...], centre: bool = True) -> list[int]:
+    """Number of singular components of the rows of x (N, d) holding each fraction of the energy (the sum of
+    squared singular values); centre=False keeps the rows as they are (the authors' svd.py)."""
+    x = x.double()
+    s = torch.linalg.svdvals(x - x.mean(0) if centre else x)
     share = (s.pow(2).cumsum(0) / s.pow(2).sum()).tolist()
     return [next(i + 1 for i, v in enumerate(share) if v >= t - 1e-12) for t in thresholds]
