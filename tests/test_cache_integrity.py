@@ -179,3 +179,19 @@ def test_outputs_and_cache_follow_the_umask(tmp_path, umask):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     for directory in [*(p for p in cache.glob("models/*") if p.is_dir()), cache / "identify"]:
         assert directory.stat().st_mode & 0o777 == 0o777 & ~umask, directory
+
+
+def test_a_model_kept_between_jobs_is_reloaded_when_its_files_change(tmp_path):
+    from tn.models import load
+
+    model_dir = save_model(tmp_path / "model")
+    cfg = ModelConfig(id="m", source="pretrained", name_or_path=str(model_dir), dtype="float32")
+    first = load_model(cfg, CPU, str(tmp_path / "cache"))
+    assert load_model(cfg, CPU, str(tmp_path / "cache")) is first  # the next job of a local sweep reuses it
+    spec = json.loads((model_dir / "config.json").read_text())
+    spec["rms_norm_eps"] = 1e-3
+    (model_dir / "config.json").write_text(json.dumps(spec))
+    again = load_model(cfg, CPU, str(tmp_path / "cache"))
+    assert again is not first and again.fingerprint["content_sha256"] != first.fingerprint["content_sha256"]
+    assert again.model.config.rms_norm_eps == 1e-3
+    load._KEPT.clear()

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import run_tn
+from tests.conftest import REPO, run_process, run_tn
 
 
 def _cluster_up() -> str | None:
@@ -121,3 +121,19 @@ def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tm
     assert "this job is preempted" in submitit_log and "DUE TO JOB REQUEUE" in submitit_log
     log = job_log.read_text()
     assert log.count("stage load") == 2 and "identify: reusing cached type1" in log
+
+
+def test_packed_sweep_runs_in_one_slurm_job_and_loads_the_model_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_process(["sbatch", "--wait", "--mem=4G", "--cpus-per-task=1", f"--output={tmp_path}/pack-%j.out",
+                        str(REPO / "launch" / "pack.sbatch"), "-m", "neuron_type=type1,type2", "top_k=10,100",
+                        "task=mknn", "baseline.seeds=[0]", "logger=none", f"hydra.sweep.dir={sweep}",
+                        f"cache_dir={tmp_path / 'cache'}"], cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + "".join(p.read_text() for p in tmp_path.glob("pack-*"))
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 4
+    ids = {json.loads((j / "metrics.json").read_text())["provenance"]["slurm_job_id"] for j in jobs}
+    assert len(ids) == 1 and None not in ids  # one SLURM job ran every point
+    logs = "".join((j / "run.log").read_text() for j in jobs)
+    assert logs.count("loaded by the previous job of this process") == 3
+    assert "(with type2 in the same pass)" in logs and logs.count("identify: reusing cached") == 3

@@ -130,6 +130,13 @@ class IdentifyConfig:
     # the last layer's centroid from its raw output (the method's definition) or from the final-normed state
     # (final_norm: what the authors' released code did; reproduces their released Type-2 sets)
     last_layer_centroid: str = "raw"
+    # one forward pass per detection sentence (its reads kept until the centroids are known); false: a separate
+    # scoring pass, as the method is usually written (the same numbers, bit for bit)
+    single_pass: bool = True
+    # memory for the reads the single pass keeps (on the compute device); beyond it they go to the temporary
+    # directory ($TMPDIR) on disk. None = 32 on a CPU (memory stays flat in the number of sentences), 2048 on a
+    # GPU (where disk traffic would cost more than the forward pass)
+    buffer_mb: Optional[float] = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ from tn.models.load import load_model
 from tn.neurons import NeuronSet
 from tn.provenance import provenance
 from tn.summary import format_table, summarize
+from tn.sweeps.guard import sweep_values
 from tn.sweeps.resume import clear_results, decide
 from tn.sweeps.status import write_status
 from tn.tasks.base import Task, TaskContext, task_class, task_options
@@ -105,7 +106,8 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
     with guard.attached():
         guard.stage = "identify"
         with timer.stage("identify"):
-            ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device)
+            ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device,
+                             companions=sweep_companions(out_dir, sweep, world))
             neurons = ident.top(selected_k(cfg, ident))
         plan = conditions.plan(neurons, ident.layers, adapter.num_neurons, cfg.baseline.seeds, cfg.baseline.draw,
                                cfg.baseline.extra_draws)
@@ -135,6 +137,14 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
             logger.log_job(JobRecord(out_dir, metrics, record, sweep))
     accelerator.wait_for_everyone()
     return metrics
+
+
+def sweep_companions(out_dir: Path, sweep: str | None, world) -> list[str]:
+    """The neuron types a local sweep will identify after this job: computed in this job's pass (cached for
+    the jobs that follow in this process). Not for the submitit launcher, whose jobs run side by side."""
+    if sweep is None or world.size > 1 or os.environ.get("SUBMITIT_EXECUTOR"):
+        return []
+    return sweep_values(out_dir.parent, "neuron_type")
 
 
 def selected_k(cfg: RunConfig, ident: Identification) -> int:

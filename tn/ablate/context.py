@@ -85,7 +85,7 @@ class Ablation:
         self._zero = None
 
     def _zeroer(self, layer: int, idx: torch.Tensor):
-        chosen_on: dict[torch.device, torch.Tensor] = {}  # (m,) bool, built once per device, not per call
+        on_device: dict[torch.device, torch.Tensor] = {}  # the layer's chosen indices, moved once per device
 
         def hook(module, args):
             a = args[0]  # (B, T, m)
@@ -94,10 +94,18 @@ class Ablation:
             if self._zero.shape != a.shape[:2]:
                 raise RuntimeError(f"ablation at layer {layer}: positions {tuple(self._zero.shape)} do not match "
                                    f"activations {tuple(a.shape[:2])}")
-            if a.device not in chosen_on:
-                chosen = torch.zeros(a.shape[-1], dtype=torch.bool, device=a.device)
-                chosen[idx.to(a.device)] = True
-                chosen_on[a.device] = chosen
-            mask = self._zero.to(a.device)[:, :, None] & chosen_on[a.device][None, None, :]
-            return (a.masked_fill(mask, 0),) + tuple(args[1:])
+            if a.device not in on_device:
+                on_device[a.device] = idx.to(a.device)
+            cols = on_device[a.device]
+            # Only the chosen columns are touched (B x T x k, not a B x T x m mask): the activation vector is a
+            # fresh tensor that only the down-projection reads, so it is edited in place when no gradient flows.
+            if a.requires_grad:
+                a = a.clone()
+            if self.mode == "all":
+                a.index_fill_(-1, cols, 0)
+            else:
+                chosen = a.index_select(-1, cols)  # (B, T, k)
+                chosen.masked_fill_(self._zero.to(a.device)[:, :, None], 0)
+                a.index_copy_(-1, cols, chosen)
+            return (a,) + tuple(args[1:])
         return hook

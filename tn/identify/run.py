@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -15,16 +19,12 @@ from tn.data.corpus import Corpus, content_hash
 from tn.dist import World, all_reduce_sum
 from tn.errors import ConfigError, NonFiniteError
 from tn.identify import cache
-from tn.identify.centroids import language_centroids, shared_centroids
 from tn.identify.lape import activation_probability, lape_scores
 from tn.identify.layers import candidate_layers, neuron_kind
-from tn.identify.scores import ScoreAccumulator
+from tn.identify.transfer import PassOptions, Request, identify_transfer
 from tn.models.adapter import ModelAdapter
 from tn.models.fingerprint import identity
-from tn.models.forward import forward, iter_batches, rank_order
-from tn.models.taps import LastTokenTaps
 from tn.neurons import NeuronSet, top_k
-from tn.progress import batches_of, progress
 
 log = logging.getLogger(__name__)
 
@@ -50,38 +50,75 @@ class Identification:
         return int(np.isfinite(self.scores).sum())
 
 
-# compute() -> (scores (len(layers), m), centroids (len(layers), d) or (0, d), meta to add after the run)
-Compute = Callable[[], tuple[np.ndarray, np.ndarray, dict]]
+@dataclass
+class Entry:
+    """One identification to look up or compute: a neuron type in a language, and its cache entry."""
+
+    cfg: RunConfig
+    layers: list[int]
+    meta: dict
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.cfg.neuron_type.name
 
 
 def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict,
-             world: World, device: torch.device) -> Identification:
+             world: World, device: torch.device, companions: Sequence[str] = ()) -> Identification:
     """Scores for cfg.neuron_type in cfg.lang, from the cache when exactly the same inputs were seen.
 
     Concurrent jobs that need the same entry compute it once: rank 0 of each holds the entry's lock while it
-    looks up, computes and saves, so the second job waits and then reads the first one's result."""
-    kind = neuron_kind(cfg.neuron_type.name)
+    looks up, computes and saves, so the second job waits and then reads the first one's result.
+    `companions`: other neuron types of the same method to compute in the same pass and cache (a sweep over
+    neuron_type then pays for one pass per language); skipped when cached or being computed elsewhere."""
+    primary = _entry(tokenizer, adapter, corpus, cfg, fingerprint)
+    use_cache = cfg.identify.cache
+    with cache.entry_lock(primary.path, enabled=use_cache and world.is_main):
+        cached = _cached(primary, world, device) if use_cache else None
+        if cached is not None:
+            return cached
+        with ExitStack() as locks:
+            extra = [e for e in _companions(tokenizer, adapter, corpus, cfg, fingerprint, companions, world)
+                     if use_cache and cache.load(e.path) is None and locks.enter_context(cache.try_entry_lock(e.path))]
+            started = time.perf_counter()
+            computed = METHODS[neuron_kind(cfg.neuron_type.name).method](
+                model, tokenizer, adapter, corpus, [primary, *extra], world, device)
+            seconds = round(time.perf_counter() - started, 3)
+            results = {}
+            for entry in [primary, *extra]:
+                scores, centroids, more = computed[entry.name]
+                entry.meta.update(more, seconds=seconds, computed_with=[e.name for e in [primary, *extra]])
+                check_finite(scores, centroids, entry.layers, f"{entry.name}, {cfg.lang.code}")
+                results[entry.name] = Identification(scores, entry.layers, centroids, entry.meta, False, str(entry.path))
+                if world.is_main and use_cache:
+                    cache.save(entry.path, scores, entry.layers, centroids, entry.meta)
+    together = f" (with {', '.join(e.name for e in extra)} in the same pass)" if extra else ""
+    log.info("identify: %s for %s, %d layers x %d neurons, %d sentences, %.1fs%s", cfg.neuron_type.name,
+             cfg.lang.code, len(primary.layers), adapter.num_neurons, primary.meta["num_sentences"], seconds, together)
+    return results[primary.name]
+
+
+def _entry(tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, fingerprint: dict) -> Entry:
     layers = candidate_layers(cfg.neuron_type, adapter.num_layers)
-    inputs, compute = METHODS[kind.method](model, tokenizer, adapter, corpus, cfg, world, device, layers)
+    inputs = INPUTS[neuron_kind(cfg.neuron_type.name).method](adapter, corpus, cfg, layers)
     meta = {"model": fingerprint, "lang": cfg.lang.code, "neuron_type": cfg.neuron_type.name,
             "candidate_layers": layers, "num_layers": adapter.num_layers, "num_neurons": adapter.num_neurons,
             "max_tokens": getattr(tokenizer, "model_max_length", None), **inputs}
-    path = cache.entry_path(cfg.cache_dir, cache.cache_key({**meta, "model": identity(fingerprint)}))
-    use_cache = cfg.identify.cache
-    with cache.entry_lock(path, enabled=use_cache and world.is_main):
-        cached = _cached(path, cfg, world, device) if use_cache else None
-        if cached is not None:
-            return cached
-        started = time.perf_counter()
-        scores, centroids, extra = compute()
-        meta.update(extra, seconds=round(time.perf_counter() - started, 3))
-        check_finite(scores, centroids, layers, f"{cfg.neuron_type.name}, {cfg.lang.code}")
-        result = Identification(scores, layers, centroids, meta, False, str(path))
-        if world.is_main and use_cache:
-            cache.save(path, result.scores, layers, result.centroids, meta)
-    log.info("identify: %s for %s, %d layers x %d neurons, %d sentences, %.1fs", cfg.neuron_type.name,
-             cfg.lang.code, len(layers), adapter.num_neurons, meta["num_sentences"], meta["seconds"])
-    return result
+    return Entry(cfg, layers, meta, cache.entry_path(cfg.cache_dir, cache.cache_key({**meta, "model": identity(fingerprint)})))
+
+
+def _companions(tokenizer, adapter, corpus, cfg: RunConfig, fingerprint, names: Sequence[str], world: World) -> list[Entry]:
+    """Entries of the other neuron types of the job's method (default candidate layers), single process only."""
+    method = neuron_kind(cfg.neuron_type.name).method
+    out = []
+    for name in names:
+        if name == cfg.neuron_type.name or world.size > 1 or neuron_kind(name).method != method:
+            continue
+        other = copy.deepcopy(cfg)
+        other.neuron_type.name, other.neuron_type.layers = name, None
+        out.append(_entry(tokenizer, adapter, corpus, other, fingerprint))
+    return out
 
 
 def check_finite(scores: np.ndarray, centroids: np.ndarray, layers: list[int], what: str) -> None:
@@ -94,75 +131,72 @@ def check_finite(scores: np.ndarray, centroids: np.ndarray, layers: list[int], w
                                  f"(inf or NaN hidden states or activations); nothing was cached")
 
 
-def _cached(path, cfg: RunConfig, world: World, device: torch.device) -> Identification | None:
-    """The cache entry at `path` if every rank can read it (all ranks must take the same branch)."""
-    cached = cache.load(path)
+def _cached(entry: Entry, world: World, device: torch.device) -> Identification | None:
+    """The cache entry if every rank can read it (all ranks must take the same branch)."""
+    cached = cache.load(entry.path)
     if world.size > 1:
         hits = all_reduce_sum(torch.tensor([float(cached is not None)], device=device), world)
         cached = cached if int(hits.item()) == world.size else None
     if cached is None:
         return None
-    log.info("identify: reusing cached %s scores for %s (%s)", cfg.neuron_type.name, cfg.lang.code, path)
-    return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True, str(path))
+    log.info("identify: reusing cached %s scores for %s (%s)", entry.name, entry.cfg.lang.code, entry.path)
+    return Identification(cached["scores"], cached["layers"], cached["centroids"], cached["meta"], True,
+                          str(entry.path))
 
 
-def _transfer(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, world: World,
-              device: torch.device, layers: list[int]) -> tuple[dict, Compute]:
-    """Type-1 / Type-2: centroids, then the mean closed-form score over L2 monolingual sentences."""
+def _transfer_inputs(adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, layers: list[int]) -> dict:
+    """What Type-1 / Type-2 scores depend on besides the model: the sentences and the settings."""
     shared = neuron_kind(cfg.neuron_type.name).centroid == "shared"
     centroid_set = corpus.pairs("parallel_train") if shared else corpus.texts("mono_train")
     detection = corpus.texts("mono_train")
     final_norm = cfg.identify.last_layer_centroid == "final_norm" and adapter.num_layers - 1 in layers
-    inputs = {"data_sha256": content_hash(centroid_set, detection), "score_dtype": cfg.identify.score_dtype,
-              "num_centroid_items": len(centroid_set), "num_sentences": len(detection),
-              "last_layer_centroid": "final_norm" if final_norm else "raw"}
-
-    def compute():
-        args = (model, tokenizer, adapter)
-        opts = (cfg.identify.batch_size, cfg.identify.padding_side, world, device)
-        centroids = (shared_centroids if shared else language_centroids)(*args, centroid_set, layers, *opts,
-                                                                          final_norm=final_norm)
-        scores = mean_scores(*args, detection, layers, centroids, cfg.identify.score_dtype, *opts)
-        return scores, centroids.cpu().numpy(), {}
-
-    return inputs, compute
+    return {"data_sha256": content_hash(centroid_set, detection), "score_dtype": cfg.identify.score_dtype,
+            "num_centroid_items": len(centroid_set), "num_sentences": len(detection),
+            "last_layer_centroid": "final_norm" if final_norm else "raw"}
 
 
-def _lape(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, world: World,
-          device: torch.device, layers: list[int]) -> tuple[dict, Compute]:
-    """LAPE language-specific neurons of cfg.lang among cfg.neuron_type.lape_langs."""
+# identify.buffer_mb when not set: {on a GPU?: MB}
+DEFAULT_BUFFER_MB = {False: 32.0, True: 2048.0}
+
+
+def _transfer(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, entries: list[Entry], world: World,
+              device: torch.device) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """Centroids and mean closed-form scores of every entry, in one pass over the detection sentences."""
+    cfg = entries[0].cfg
+    requests = [Request(e.name, e.layers, neuron_kind(e.name).centroid == "shared") for e in entries]
+    pairs = corpus.pairs("parallel_train") if any(r.shared for r in requests) else []
+    budget = cfg.identify.buffer_mb if cfg.identify.buffer_mb is not None else DEFAULT_BUFFER_MB[device.type == "cuda"]
+    opts = PassOptions(cfg.identify.batch_size, cfg.identify.padding_side, cfg.identify.score_dtype,
+                       cfg.identify.last_layer_centroid == "final_norm", int(budget * 2**20),
+                       Path(tempfile.gettempdir()), cfg.identify.single_pass)
+    return identify_transfer(model, tokenizer, adapter, pairs, corpus.texts("mono_train"), requests, opts, world,
+                             device)
+
+
+def _lape_inputs(adapter: ModelAdapter, corpus: Corpus, cfg: RunConfig, layers: list[int]) -> dict:
     nt = cfg.neuron_type
     if cfg.lang.code not in nt.lape_langs:
         raise ConfigError(f"neuron_type.lape_langs={nt.lape_langs} must include lang={cfg.lang.code}")
     texts = {code: corpus.texts(nt.lape_set, code) for code in nt.lape_langs}
-    inputs = {"data_sha256": content_hash(texts), "score_dtype": "float64", "num_centroid_items": 0,
-              "num_sentences": sum(len(t) for t in texts.values()),
-              "lape": {"langs": nt.lape_langs, "entropy_rate": nt.lape_entropy_rate,
-                       "prob_quantile": nt.lape_prob_quantile}}
-
-    def compute():
-        probs = torch.stack([activation_probability(model, tokenizer, adapter, texts[code],
-                                                    batch_size=cfg.identify.batch_size, world=world,
-                                                    device=device).cpu()
-                             for code in nt.lape_langs], dim=-1)  # (L, m, n_langs)
-        scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile)
-        return scores[layers], np.zeros((0, adapter.d_model)), {"num_specific": int(np.isfinite(scores).sum())}
-
-    return inputs, compute
+    return {"data_sha256": content_hash(texts), "score_dtype": "float64", "num_centroid_items": 0,
+            "num_sentences": sum(len(t) for t in texts.values()),
+            "lape": {"langs": nt.lape_langs, "entropy_rate": nt.lape_entropy_rate,
+                     "prob_quantile": nt.lape_prob_quantile}}
 
 
-# NeuronKind.method -> how its scores are computed
+def _lape(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, entries: list[Entry], world: World,
+          device: torch.device) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """LAPE language-specific neurons of the language among neuron_type.lape_langs."""
+    (entry,) = entries
+    cfg, nt = entry.cfg, entry.cfg.neuron_type
+    probs = torch.stack([activation_probability(model, tokenizer, adapter, corpus.texts(nt.lape_set, code),
+                                                batch_size=cfg.identify.batch_size, world=world, device=device).cpu()
+                         for code in nt.lape_langs], dim=-1)  # (L, m, n_langs)
+    scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile)
+    return {entry.name: (scores[entry.layers], np.zeros((0, adapter.d_model)),
+                         {"num_specific": int(np.isfinite(scores).sum())})}
+
+
+# NeuronKind.method -> what its scores depend on, and how they are computed
+INPUTS = {"transfer": _transfer_inputs, "lape": _lape_inputs}
 METHODS = {"transfer": _transfer, "lape": _lape}
-
-
-def mean_scores(model, tokenizer, adapter: ModelAdapter, texts, layers: list[int], centroids: torch.Tensor,
-                score_dtype: str, batch_size: int, padding_side: str, world: World, device: torch.device) -> np.ndarray:
-    """(len(layers), m) mean over `texts` of the closed-form score at the last real token."""
-    acc = ScoreAccumulator(adapter, layers, centroids, score_dtype)
-    order = rank_order(tokenizer, texts, world, "identify: scores")
-    with torch.inference_mode(), LastTokenTaps(adapter, layers, acc.add, mlp=True).attached() as taps:
-        batches = iter_batches(tokenizer, texts, batch_size, padding_side, order)
-        for batch in progress(batches, batches_of(len(order), batch_size), "identify: scores", world.is_main):
-            taps.run(lambda: forward(model, batch, device), batch.last_index)
-    sums = all_reduce_sum(acc.sums.to(device), world)
-    return (sums / len(texts)).cpu().numpy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import torch
 
 from tn.config import ModelConfig
 from tn.errors import ModelError
-from tn.models.fingerprint import fingerprint, memo_directory
+from tn.models.fingerprint import directory_digest, fingerprint, memo_directory
 from tn.models.hub import locate
 from tn.models.tiny import ensure_tiny
 
@@ -35,8 +36,39 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return _DTYPES[name]
 
 
+# The model of the previous job of this process, for the next one: Hydra's basic launcher runs a local sweep's
+# jobs one after another in one process, and a sweep over top_k, lang or task should load its model once.
+_KEPT: dict[tuple, LoadedModel] = {}
+
+
 def load_model(cfg: ModelConfig, device: torch.device, cache_dir: str) -> LoadedModel:
-    """Load model and tokenizer through `from_pretrained`; raise ModelError saying what to do on failure."""
+    """The model and tokenizer: the previous job's when everything that defines them is the same, else loaded
+    through `from_pretrained` (raising ModelError that says what to do on failure)."""
+    key = (cfg.source, cfg.name_or_path, cfg.revision, cfg.dtype, cfg.trust_remote_code, cfg.attn_implementation,
+           repr(cfg.device_map), cfg.offload_folder, str(device), str(Path(cache_dir).expanduser()))
+    if key in _KEPT and _unchanged(_KEPT[key], cache_dir):
+        loaded = _KEPT[key]
+        log.info("load: reusing %s, loaded by the previous job of this process", cfg.name_or_path)
+    else:
+        _KEPT.clear()  # one model at a time: a sweep over models frees the previous one first
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        loaded = _KEPT[key] = _load(cfg, device, cache_dir)
+    _prepare_tokenizer(loaded.tokenizer, token_limit(loaded.model, loaded.tokenizer, cfg.max_tokens))
+    return loaded
+
+
+def _unchanged(loaded: LoadedModel, cache_dir: str) -> bool:
+    """A local checkpoint still has the content it was loaded with (a stat per file: digests are remembered)."""
+    if "content_sha256" not in loaded.fingerprint or "hub_id" in loaded.fingerprint:
+        return True
+    directory = Path(loaded.fingerprint["name_or_path"])
+    return directory.is_dir() and directory_digest(directory, memo_directory(cache_dir))[0] == \
+        loaded.fingerprint["content_sha256"]
+
+
+def _load(cfg: ModelConfig, device: torch.device, cache_dir: str) -> LoadedModel:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-shard bars flood SLURM logs; the job logs its own stage timings
@@ -52,7 +84,6 @@ def load_model(cfg: ModelConfig, device: torch.device, cache_dir: str) -> Loaded
     if cfg.device_map is None:
         model.to(device)
     model.eval()
-    _prepare_tokenizer(tokenizer, token_limit(model, tokenizer, cfg.max_tokens))
     return LoadedModel(model, tokenizer, fingerprint(path, cfg.revision, dtype, model, memo_directory(cache_dir)))
 
 

@@ -78,6 +78,17 @@ def sweep_record(config: DictConfig) -> dict:
     return {"overrides": kept, "axes": axes, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def sweep_values(sweep_dir: Path, key: str) -> list[str]:
+    """The values the sweep recorded in `sweep_dir` takes for `key` (e.g. neuron_type=type1,type2), or []."""
+    record = _read(sweep_dir / SWEEP_RECORD) or {}
+    for override in OverridesParser.create().parse_overrides(record.get("overrides", [])):
+        if override.get_key_element().lstrip("+~") == key:
+            if override.is_sweep_override():
+                return [str(v) for v in override.sweep_string_iterator()]
+            return [override.get_value_element_as_str()]
+    return []
+
+
 def summarize(sweep_dir: Path, since: float) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
     """Counts of job states updated since `since`, and the failed jobs as (name, error line, kind)."""
     counts = {"finished": 0, "skipped": 0, "failed": 0, "running": 0}

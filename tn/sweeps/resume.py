@@ -17,7 +17,8 @@ from tn.errors import ConfigError
 
 # dotted config keys whose value never changes a job's numbers
 RESULT_NEUTRAL = ("logger", "resume", "cache_dir", "sweep_name", "device", "identify.batch_size",
-                  "identify.padding_side", "identify.cache", "eval.batch_size", "eval.padding_side",
+                  "identify.padding_side", "identify.cache", "identify.single_pass", "identify.buffer_mb",
+                  "eval.batch_size", "eval.padding_side",
                   "model.device_map", "model.offload_folder")
 # what a job leaves in its directory besides Hydra's files: removed before results are replaced
 RESULT_FILES = ("metrics.json", "neurons.json", "*.png", "*.jsonl")

@@ -1,0 +1,1 @@
+"""Benchmarks: every performance claim of the README, measured side by side in one run (python -m tn.bench)."""
