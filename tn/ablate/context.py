@@ -17,6 +17,7 @@ import torch
 from tn.ablate.positions import MODES, NEEDS_PROMPT, zero_positions
 from tn.errors import ConfigError
 from tn.models.adapter import ModelAdapter
+from tn.models.forward import token_grid
 from tn.neurons import NeuronSet
 
 
@@ -88,9 +89,9 @@ class Ablation:
         chosen_on: dict[torch.device, torch.Tensor] = {}  # (m,) bool, built once per device, not per call
 
         def hook(module, args):
-            a = args[0]  # (B, T, m)
             if self._zero is None:
                 raise RuntimeError(f"ablation hook at layer {layer} ran outside a call of the ablated model")
+            a = token_grid(args[0], self._zero.shape[0])  # (B, T, m), also where the block flattened tokens (OPT)
             if self._zero.shape != a.shape[:2]:
                 raise RuntimeError(f"ablation at layer {layer}: positions {tuple(self._zero.shape)} do not match "
                                    f"activations {tuple(a.shape[:2])}")
@@ -99,5 +100,5 @@ class Ablation:
                 chosen[idx.to(a.device)] = True
                 chosen_on[a.device] = chosen
             mask = self._zero.to(a.device)[:, :, None] & chosen_on[a.device][None, None, :]
-            return (a.masked_fill(mask, 0),) + tuple(args[1:])
+            return (a.masked_fill(mask, 0).view_as(args[0]),) + tuple(args[1:])
         return hook
