@@ -20,8 +20,10 @@ import torch
 from torch import nn
 
 from tn.errors import ModelError
-from tn.models.discover import refuse_experts
-from tn.models.families import FAMILIES, Family, refusal, supported
+from tn.models.families import FAMILIES, Family, refusal, supported, value_rows
+from tn.models.structural import describe, discover, refuse_experts
+from tn.models.structural.probe import input_device
+from tn.models.structural.verify import verify
 
 
 log = logging.getLogger("tn")
@@ -39,11 +41,6 @@ def _attr(root: object, path: str) -> object:
 def _get(root: nn.Module, path: str) -> nn.Module | None:
     obj = _attr(root, path)
     return obj if isinstance(obj, nn.Module) else None
-
-
-def value_rows(weight: torch.Tensor, layout: str) -> torch.Tensor:
-    """The down-projection weight as value vectors in rows, (m, d): nn.Linear stores (d, m), Conv1D (m, d)."""
-    return weight if layout == "conv1d" else weight.T
 
 
 def model_type_of(model: nn.Module) -> str:
@@ -77,12 +74,11 @@ class ModelAdapter:
         return adapter
 
     @classmethod
-    def structural_for(cls, model: nn.Module, reason: str = "requested") -> "ModelAdapter":
-        """Discover the family from the module structure and a probe forward, verify it, log what was found."""
-        from tn.models.discover import describe, discover
-        from tn.models.verify import verify  # imports this module: imported here, not at the top
-
+    def structural_for(cls, model: nn.Module, reason: str | None = None) -> "ModelAdapter":
+        """Discover the family from the module structure and probe forwards, verify it, log what was found; raise
+        ModelError naming the check that failed. `reason` says why the table was not used (for the messages)."""
         model_type = model_type_of(model)
+        reason = reason or f"model_type '{model_type}', structural discovery requested"
         try:
             adapter = cls(model, discover(model), model_type, structural=True)
             adapter._check()
@@ -135,7 +131,10 @@ class ModelAdapter:
 
     def act(self, layer: int) -> nn.Module:
         """The MLP's activation-function module (its output > 0 is what LAPE counts)."""
-        module = _get(self.blocks[layer], self.family.act) if self.family.act else None
+        if self.family.act is None:
+            raise ModelError(f"{self.model_type}: the MLP applies its activation function without a module (e.g. "
+                             "F.silu inside forward), so LAPE has no activation output to read")
+        module = _get(self.blocks[layer], self.family.act)
         if module is None:
             raise ModelError(f"{self.model_type}: block {layer} has no activation module '{self.family.act}'")
         return module
@@ -206,8 +205,4 @@ class ModelAdapter:
 
     def input_device(self) -> torch.device:
         """Where input ids must go: the embeddings' execution device (also when a device_map offloads them)."""
-        embeddings = self.model.get_input_embeddings()
-        hook = getattr(embeddings, "_hf_hook", None)
-        if getattr(hook, "execution_device", None) is not None:
-            return torch.device(hook.execution_device)
-        return embeddings.weight.device
+        return input_device(self.model)

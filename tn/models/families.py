@@ -4,13 +4,15 @@ One row per `config.model_type`. The neuron site is the down-projection module: 
 activation vector `a` (gated MLPs: act(gate(x)) * up(x); plain MLPs: act(fc1(x))), its weight holds the
 value vectors. Adding a family is adding a row, after checking the block's forward in transformers and adding
 a tiny model of it to tests/families.py (the brute-force test then covers it, and the README lists it).
-Types that are not in the table are adapted structurally (tn.models.discover) and verified before use.
+Types that are not in the table are adapted structurally (tn.models.structural) and verified before use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Optional
+
+import torch
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,11 @@ def refusal(model_type: str, config: object) -> Optional[str]:
     """Why a table family's `config` describes a variant tn cannot score exactly, or None when it can."""
     check = REFUSALS.get(model_type)
     return check(config) if check is not None else None
+
+
+def value_rows(weight: torch.Tensor, layout: str) -> torch.Tensor:
+    """The down-projection weight as value vectors in rows, (m, d): nn.Linear stores (d, m), Conv1D (m, d)."""
+    return weight if layout == "conv1d" else weight.T
 
 
 def supported() -> str:

@@ -10,7 +10,7 @@ weights are never touched.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -21,6 +21,9 @@ from tn.errors import ModelError
 from tn.models.forward import Batch, forward
 
 PROBE_SHAPE = (2, 12)  # (rows, tokens): enough positions to exercise attention, small enough for any model
+# relative error within which an identity counts as holding: replicas run in float64, but norms and rotary
+# embeddings often compute in float32 inside, so 1e-5 rather than float64 rounding
+TOLERANCE = 1e-5
 
 
 @dataclass
@@ -35,6 +38,21 @@ class BlockCall:
 def first(output: object) -> object:
     """The hidden states of a module output that may be a tuple (hidden_states, attentions, ...)."""
     return output[0] if isinstance(output, (tuple, list)) and output else output
+
+
+def weight_of(module: nn.Module) -> torch.Tensor | None:
+    """The module's own `weight` tensor, if it has one."""
+    weight = getattr(module, "weight", None)
+    return weight if isinstance(weight, torch.Tensor) else None
+
+
+def input_device(model: nn.Module) -> torch.device:
+    """Where input ids go: the embeddings' execution device (also when a device_map offloads them)."""
+    embeddings = model.get_input_embeddings()
+    hook = getattr(embeddings, "_hf_hook", None)
+    if getattr(hook, "execution_device", None) is not None:
+        return torch.device(hook.execution_device)
+    return embeddings.weight.device
 
 
 def probe_batch(model: nn.Module, seed: int = 0) -> Batch:
@@ -105,17 +123,25 @@ def _cast(value: Any, dtype: torch.dtype) -> Any:
     return _map(value, lambda t: t.to(dtype) if t.is_floating_point() else t)
 
 
+def detached_copy(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A deep copy of `module` in `dtype`, eval mode, with real weights also where a device_map offloaded them,
+    and without Accelerate's hooks (which would dispatch the copy to the original's weights)."""
+    from accelerate.hooks import remove_hook_from_module
+    from accelerate.utils import align_module_device
+
+    with ExitStack() as stack:  # offloaded (meta) weights of every submodule are real inside this context
+        for sub in module.modules():
+            stack.enter_context(align_module_device(sub))
+        duplicate = copy.deepcopy(module)
+    remove_hook_from_module(duplicate, recurse=True)
+    return duplicate.to(dtype).eval()
+
+
 class Replica:
     """A float64 copy of one block, re-run on the block's recorded inputs with temporary hooks."""
 
     def __init__(self, block: nn.Module, call: BlockCall, dtype: torch.dtype = torch.float64) -> None:
-        from accelerate.hooks import remove_hook_from_module
-        from accelerate.utils import align_module_device
-
-        with align_module_device(block):  # offloaded (meta) weights are real inside this context
-            self.block = copy.deepcopy(block)
-        remove_hook_from_module(self.block, recurse=True)  # the copy must not dispatch to the original's weights
-        self.block.to(dtype).eval()
+        self.block = detached_copy(block, dtype)
         self.dtype = dtype
         self.args, self.kwargs = _cast(call.args, dtype), _cast(call.kwargs, dtype)
 

@@ -1,6 +1,6 @@
 """Verify an adapter on a probe batch before anything uses it; raise ModelError naming the check that fails.
 
-Every block is re-run as a float64 replica on the inputs it received in one probe forward (tn.models.probe),
+Every block is re-run as a float64 replica on the inputs it received in one probe forward (probe.py),
 and these must hold (relative to the largest entry of the reference, 1e-5 unless said otherwise):
 1. faithful: the replica reproduces the block's recorded output (to the precision of the model's dtype);
 2. residual: r = h - contribution, with the contribution as the adapter computes it, equals the output of
@@ -15,20 +15,23 @@ and these must hold (relative to the largest entry of the reference, 1e-5 unless
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from tn.errors import ModelError
-from tn.models.adapter import ModelAdapter, value_rows
-from tn.models.probe import BlockCall, Replica, first, record_blocks, replica
+from tn.models.families import value_rows
+from tn.models.structural.probe import TOLERANCE, BlockCall, Replica, first, record_blocks, replica
 
-TOLERANCE = 1e-5
+if TYPE_CHECKING:  # the adapter imports this package
+    from tn.models.adapter import ModelAdapter
 # how far a float64 replica may be from the block run in the model's own dtype (check 1: same block, or not)
 _FAITHFUL = {torch.float32: 1e-4, torch.float64: 1e-9}
 _FAITHFUL_16BIT = 5e-2
 _ROUNDING = 1e-6  # float32 rounding of the whole contribution, allowed on top of 1e-5 of a neuron's change
 
 
-def verify(adapter: ModelAdapter) -> str:
+def verify(adapter: "ModelAdapter") -> str:
     """Run every check on every block; return a one-line summary of the largest errors, or raise ModelError."""
     calls = record_blocks(adapter.model, adapter.blocks, adapter.input_device())
     worst: dict[str, float] = {}
@@ -48,7 +51,7 @@ def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
     return (got - want).abs().max().item() / scale if scale > 0 else (got - want).abs().max().item()
 
 
-def _check_block(adapter: ModelAdapter, layer: int, rep: Replica, call: BlockCall) -> dict[str, float]:
+def _check_block(adapter: "ModelAdapter", layer: int, rep: Replica, call: BlockCall) -> dict[str, float]:
     fam = adapter.family
     seen: dict[str, torch.Tensor] = {}
 
@@ -91,13 +94,13 @@ def _bounded(layer: int, check: str, error: float, bound: float, what: str) -> f
     return error
 
 
-def _values(adapter: ModelAdapter, layer: int, rep: Replica) -> tuple[torch.Tensor, torch.Tensor | float]:
+def _values(adapter: "ModelAdapter", layer: int, rep: Replica) -> tuple[torch.Tensor, torch.Tensor | float]:
     down = rep.module(adapter.family.down_proj)
     bias = getattr(down, "bias", None)
     return value_rows(down.weight.detach(), adapter.family.layout), (bias.detach() if bias is not None else 0.0)
 
 
-def _contribution_model(adapter: ModelAdapter, layer: int):
+def _contribution_model(adapter: "ModelAdapter", layer: int):
     """F(x) = x g / s(x): the contribution as the scores model it, from the adapter's gain and scale (float64)."""
     gain = adapter.post_norm_gain(layer)
 
