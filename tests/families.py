@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 import transformers as T
 
+from tests.toy import ToyConfig, ToyLM
 from tn.models.tiny import load_tokenizer
 
 VOCAB = 4096
@@ -55,9 +56,10 @@ CASES: dict[str, Case] = {
                                                 **_GQA), "sliding window in the upper layers"),
     "qwen3": Case(lambda: T.Qwen3Config(head_dim=8, **_GQA)),
     "gemma": Case(lambda: T.GemmaConfig(head_dim=8, **_GQA)),
-    "gemma2": Case(lambda: T.Gemma2Config(head_dim=8, sliding_window=_WINDOW, **_GQA), "post-MLP RMSNorm (1 + w)"),
+    "gemma2": Case(lambda: T.Gemma2Config(head_dim=8, sliding_window=_WINDOW, **_GQA),
+                   "post-MLP RMSNorm with gain 1 + w"),
     "gemma3_text": Case(lambda: T.Gemma3TextConfig(head_dim=8, sliding_window=_WINDOW, **_GQA),
-                        "post-MLP RMSNorm (1 + w)"),
+                        "post-MLP RMSNorm with gain 1 + w"),
     "gemma3": Case(_gemma3_multimodal, "text part of the multimodal checkpoint"),
     "cohere": Case(lambda: T.CohereConfig(**_GQA), "parallel attention and MLP"),
     "cohere2": Case(lambda: T.Cohere2Config(sliding_window=_WINDOW, **_GQA), "parallel, sliding window"),
@@ -80,7 +82,7 @@ CASES: dict[str, Case] = {
     "falcon_new": Case(lambda: T.FalconConfig(hidden_size=32, ffn_hidden_size=64, num_hidden_layers=4,
                                               num_attention_heads=4, num_kv_heads=2, new_decoder_architecture=True,
                                               **_IDS),
-                       "new decoder architecture (Falcon-40B/180B): two norms, grouped-query attention"),
+                       "new decoder architecture as Falcon-40B/180B: two norms, grouped-query attention"),
     "falcon_sequential": Case(lambda: T.FalconConfig(hidden_size=32, ffn_hidden_size=64, num_hidden_layers=4,
                                                      num_attention_heads=4, parallel_attn=False, alibi=True,
                                                      bias=True, multi_query=False, new_decoder_architecture=False,
@@ -107,7 +109,7 @@ CASES: dict[str, Case] = {
     "starcoder2": Case(lambda: T.Starcoder2Config(sliding_window=_WINDOW, use_bias=True, **_GQA),
                        "sliding window, biases"),
     "llama4_text": Case(lambda: _llama4_text(attention_chunk_size=_WINDOW),
-                        "dense layers (moe_layers=[]), chunked attention, no-RoPE layers"),
+                        "dense layers only, chunked attention, no-RoPE layers"),
     "phi": Case(lambda: T.PhiConfig(**_GQA), "parallel attention and MLP"),
     "mpt": Case(lambda: T.MptConfig(d_model=32, n_heads=4, n_layers=4, expansion_ratio=2, vocab_size=VOCAB),
                 "ALiBi, residual added inside the MLP module"),
@@ -125,7 +127,7 @@ CASES: dict[str, Case] = {
     "seed_oss": Case(lambda: T.SeedOssConfig(head_dim=8, **_GQA)),
     "ernie4_5": Case(lambda: T.Ernie4_5Config(head_dim=8, **_GQA)),
     "hunyuan_v1_dense": Case(lambda: T.HunYuanDenseV1Config(head_dim=8, **_GQA)),
-    "internlm3": Case(lambda: T.InternLM3Config(head_dim=8, **_GQA), "built as LlamaForCausalLM"),
+    "internlm3": Case(lambda: T.InternLM3Config(head_dim=8, **_GQA)),
     "apertus": Case(lambda: T.ApertusConfig(**_GQA), "xIELU activation with parameters"),
     "arcee": Case(lambda: T.ArceeConfig(**_GQA), "ReLU^2 MLP without gate"),
     "jais2": Case(lambda: T.Jais2Config(**_GQA)),
@@ -138,7 +140,7 @@ CASES: dict[str, Case] = {
     "diffllama": Case(lambda: T.DiffLlamaConfig(**_GQA), "differential attention"),
     "cwm": Case(lambda: T.CwmConfig(head_dim=8, sliding_window=_WINDOW, **_GQA)),
     "nanochat": Case(lambda: T.NanoChatConfig(**_GQA), "parameter-free RMSNorm"),
-    "lfm2": Case(lambda: T.Lfm2Config(**_GQA), "short-convolution layers; functional activation (no LAPE)"),
+    "lfm2": Case(lambda: T.Lfm2Config(**_GQA), "short-convolution layers, functional activation so no LAPE"),
     "modernbert-decoder": Case(lambda: T.ModernBertDecoderConfig(hidden_size=32, intermediate_size=64,
                                                                  num_hidden_layers=4, num_attention_heads=4,
                                                                  sliding_window=_WINDOW, cls_token_id=3,
@@ -148,17 +150,35 @@ CASES: dict[str, Case] = {
 
 FAMILY_NAMES = list(CASES)
 
+def _biogpt() -> torch.nn.Module:
+    return T.AutoModelForCausalLM.from_config(T.BioGptConfig(hidden_size=32, intermediate_size=64,
+                                                             num_hidden_layers=4, num_attention_heads=4, **_IDS))
+
+
+# Models of types deliberately not in the table: the brute-force test runs them through structural discovery.
+# BioGPT is a real decoder-only type (learned absolute positions); tn_toy is a custom model whose names no table
+# uses and whose MLP output is scaled by an attribute of its own name (tests/toy.py).
+STRUCTURAL: dict[str, Callable[[], torch.nn.Module]] = {
+    "biogpt": _biogpt,
+    "tn_toy": lambda: ToyLM(ToyConfig()),
+}
+
 
 def build(name: str, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """A tiny random model of case `name`, eval mode, with norm gains and biases randomised so that
-    offsets (Gemma's 1 + w), biases and post-MLP norms are really exercised."""
+    """A tiny random model of case `name` (or of a STRUCTURAL type), eval mode, randomised by `randomise`."""
     torch.manual_seed(seed)
-    model = T.AutoModelForCausalLM.from_config(CASES[name].config()).to(dtype).eval()
+    model = T.AutoModelForCausalLM.from_config(CASES[name].config()) if name in CASES else STRUCTURAL[name]()
+    return randomise(model.to(dtype).eval())
+
+
+def randomise(model: torch.nn.Module) -> torch.nn.Module:
+    """Norm gains and biases shifted at random so that offsets (Gemma's 1 + w), biases and post-MLP norms are
+    really exercised; matrices scaled up so that per-neuron effects, and so rank gaps, sit well above rounding."""
     with torch.no_grad():
-        for pname, p in model.named_parameters():
-            if p.ndim == 1:  # norm gains and biases
+        for p in model.parameters():
+            if p.ndim == 1:
                 p.add_(torch.randn_like(p) * 0.3)
-            else:  # larger weights make per-neuron effects, and so rank gaps, well above rounding
+            else:
                 p.mul_(4.0)
     return model
 
@@ -174,13 +194,16 @@ def model_type(name: str) -> str:
 
 
 def readme_paragraph() -> str:
-    """The README's list of supported architectures: each model_type with the class its tests build."""
-    rows: dict[str, list[str]] = {}
-    for name, case in CASES.items():
+    """The README's list of supported architectures: each model_type, the class its tests build, what they vary."""
+    rows: dict[str, dict[str, list[str]]] = {}
+    for case in CASES.values():
         config = case.config()
         cls = T.AutoModelForCausalLM._model_mapping[type(config)].__name__
-        rows.setdefault(config.model_type, []).append(f"{cls}" + (f": {case.note}" if case.note else ""))
-    lines = [f"- `{mt}`: " + "; ".join(dict.fromkeys(parts)) for mt, parts in sorted(rows.items())]
+        rows.setdefault(config.model_type, {}).setdefault(cls, []).extend([case.note] if case.note else [])
+    lines = []
+    for mt, classes in sorted(rows.items()):
+        built = ", ".join(f"{cls} ({'; '.join(notes)})" if notes else cls for cls, notes in classes.items())
+        lines.append(f"- `{mt}`: {built}")
     return "\n".join(lines)
 
 
