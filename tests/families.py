@@ -146,6 +146,25 @@ CASES: dict[str, Case] = {
                                                                  sliding_window=_WINDOW, cls_token_id=3,
                                                                  sep_token_id=3, **_IDS),
                                "fused input projection"),
+    "minicpm3": Case(lambda: T.MiniCPM3Config(num_key_value_heads=4, qk_nope_head_dim=4, qk_rope_head_dim=4,
+                                              v_head_dim=8, kv_lora_rank=8, q_lora_rank=8,
+                                              **{**_SMALL, "num_hidden_layers": 4}),
+                     "MLP output scaled by residual_scale, multi-head latent attention"),
+    "youtu": Case(lambda: T.YoutuConfig(num_key_value_heads=4, qk_nope_head_dim=4, qk_rope_head_dim=4, v_head_dim=8,
+                                        kv_lora_rank=8, q_lora_rank=8, **_SMALL), "multi-head latent attention"),
+    "falcon_h1": Case(lambda: T.FalconH1Config(head_dim=8, mamba_d_ssm=32, mamba_n_heads=4, mamba_d_head=8,
+                                               mamba_d_state=8, mamba_n_groups=1, mamba_chunk_size=4,
+                                               mlp_multipliers=[0.8, 0.6], **_GQA),
+                      "Mamba-2 and attention in parallel, MLP output scaled by down_multiplier"),
+    "bamba": Case(lambda: T.BambaConfig(attn_layer_indices=[1, 3], mamba_n_heads=4, mamba_d_head=16, mamba_d_state=8,
+                                        mamba_n_groups=1, mamba_chunk_size=4, **_GQA),
+                  "Mamba-2 and attention layers"),
+    "granitemoehybrid": Case(lambda: T.GraniteMoeHybridConfig(
+        shared_intermediate_size=64, num_local_experts=0, layer_types=["mamba", "attention", "mamba", "attention"],
+        mamba_n_heads=4, mamba_d_head=16, mamba_d_state=8, mamba_n_groups=1, mamba_chunk_size=4,
+        residual_multiplier=0.3, **_GQA), "dense (no experts), Mamba-2 and attention layers, residual_multiplier"),
+    "doge": Case(lambda: T.DogeConfig(**_GQA), "residual scaled by a learned vector before the MLP add"),
+    "qwen3_5_text": Case(lambda: T.Qwen3_5TextConfig(head_dim=8, **_GQA), "gated delta-net and attention layers"),
 }
 
 FAMILY_NAMES = list(CASES)

@@ -103,3 +103,21 @@ def test_square_down_projections_get_the_layout_their_output_shows(build_square,
     """m == d: the weight's shape cannot tell nn.Linear's (d, m) from Conv1D's (m, d); the probe output can."""
     adapter = ModelAdapter.structural_for(randomise(build_square().eval()))
     assert adapter.num_neurons == adapter.d_model == 32 and adapter.family.layout == layout
+
+
+def test_a_model_that_lets_padding_into_its_state_is_refused():
+    """RecurrentGemma's recurrence and convolution ignore the attention mask: left-padded rows come out different."""
+    config = T.RecurrentGemmaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                                    num_key_value_heads=1, lru_width=32, attention_window_size=4, vocab_size=4096)
+    message = _refusal(randomise(T.AutoModelForCausalLM.from_config(config).eval()))
+    assert "fails the padding check" in message and "left-padded rows give other outputs" in message
+
+
+def test_blocks_that_do_not_run_on_text_are_refused_and_named():
+    """Llama 3.2 Vision (mllama) skips its cross-attention layers when there is no image."""
+    text = T.MllamaTextConfig(cross_attention_layers=[2], hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=2, vocab_size=4096, pad_token_id=0)
+    vision = T.MllamaVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_global_layers=1,
+                                  attention_heads=2, image_size=28, patch_size=14)
+    message = _refusal(T.AutoModelForCausalLM.from_config(T.MllamaConfig(text_config=text, vision_config=vision)))
+    assert "no list of decoder blocks found" in message and "'model.layers' (1 of 4 did not run)" in message

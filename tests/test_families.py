@@ -66,12 +66,17 @@ def test_opt_with_layer_norm_after_the_residual_add_is_refused():
         ModelAdapter.structural_for(model)
 
 
-def test_llama4_with_moe_layers_is_refused():
-    config = CASES["llama4_text"].config()
-    config.moe_layers = [1]
-    model = T.AutoModelForCausalLM.from_config(config).eval()
-    with pytest.raises(ModelError, match="block 1 holds a mixture-of-experts layer 'feed_forward' \\(Llama4TextMoe\\)"):
-        ModelAdapter.for_model(model)
+@pytest.mark.parametrize("case, moe, where", [
+    ("llama4_text", dict(moe_layers=[1]), "block 1 holds a mixture-of-experts layer 'feed_forward' (Llama4TextMoe)"),
+    ("granitemoehybrid", dict(num_local_experts=4, num_experts_per_tok=2),
+     "block 0 holds a mixture-of-experts layer 'block_sparse_moe' (GraniteMoeHybridMoE)")])
+def test_table_types_with_experts_are_refused(case, moe, where):
+    config = CASES[case].config()
+    for key, value in moe.items():
+        setattr(config, key, value)
+    with pytest.raises(ModelError) as info:
+        ModelAdapter.for_model(T.AutoModelForCausalLM.from_config(config).eval())
+    assert where in str(info.value)
 
 
 def test_bloom_slow_but_exact_is_refused():

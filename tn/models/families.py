@@ -87,6 +87,20 @@ FAMILIES: dict[str, Family] = {
     # Granite: h + residual_multiplier * mlp(x); the multiplier is part of every neuron's contribution
     "granite": Family("model.layers", "mlp.down_proj", scale="residual_multiplier"),
     "granite_swa": Family("model.layers", "mlp.down_proj", scale="residual_multiplier"),
+    # MiniCPM3: h + residual_scale * mlp(x)
+    "minicpm3": Family("model.layers", "mlp.down_proj", scale="residual_scale"),
+    "youtu": _LLAMA,
+    # Falcon-H1: the MLP itself multiplies its down-projection's output by down_multiplier
+    "falcon_h1": Family("model.layers", "feed_forward.down_proj", scale="feed_forward.down_multiplier",
+                        act="feed_forward.act_fn", final_norm="model.final_layernorm"),
+    "bamba": Family("model.layers", "feed_forward.down_proj", act="feed_forward.act_fn",
+                    final_norm="model.final_layernorm"),
+    # Granite 4 hybrids without experts: h + residual_multiplier * shared_mlp(x); with experts they are refused
+    "granitemoehybrid": Family("model.layers", "shared_mlp.output_linear", scale="residual_multiplier",
+                               act="shared_mlp.activation"),
+    # Doge: p * r + mlp(x) with a learned vector p; r_l is that scaled residual (h_{l+1} minus the contribution)
+    "doge": _LLAMA,
+    "qwen3_5_text": _LLAMA,
     # HyperCLOVA X: h + residual_multiplier * post_norm2(mlp(x))
     "hyperclovax": Family("model.layers", "mlp.down_proj", post_norm="post_norm2", scale="residual_multiplier"),
     # dense layers only (moe_layers=[]); MoE layers are refused with the experts check

@@ -36,8 +36,11 @@ def find_blocks(model: nn.Module, device: torch.device) -> tuple[str, list[nn.Mo
             handle.remove()
     found = [(name, members) for name, members in lists if _is_residual_chain(members, trace, order)]
     if not found:
+        skipped = [f"'{name}' ({sum(not trace[id(m)] for m in members)} of {len(members)} did not run)"
+                   for name, members in lists if 0 < sum(bool(trace[id(m)]) for m in members) < len(members)]
         raise ModelError("no list of decoder blocks found (no nn.ModuleList whose members each run once, in order, "
-                         "passing a (batch, tokens, d) hidden state from one to the next)")
+                         "passing a (batch, tokens, d) hidden state from one to the next)"
+                         + (f"; in a text-only forward: {', '.join(skipped)}" if skipped else ""))
     longest = max(len(members) for _, members in found)
     found = [(name, members) for name, members in found if len(members) == longest]
     if len(found) > 1:

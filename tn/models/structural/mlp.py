@@ -13,6 +13,9 @@ from tn.errors import ModelError
 from tn.models.structural.probe import TOLERANCE, detached_copy, first, run_probe, weight_of
 
 _ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
+# how transformers names MLPs and their output projections; among several candidates these win (Gemma-4's
+# per-layer-input projection also maps into the residual, after the MLP)
+_MLP_NAME = re.compile(r"mlp|ffn|feed_?forward|fc2|fc_out|down_proj|dense_4h_to_h|c_proj|w2|wo\b", re.IGNORECASE)
 _PASS_THROUGH = (nn.Dropout, nn.Identity)
 _EPS_NAMES = ("eps", "variance_epsilon", "epsilon")
 
@@ -53,7 +56,8 @@ def mlp_site(layer: int, calls: list[Call], width: int) -> dict:
 
 
 def _down_projection(layer: int, calls: list[Call], width: int) -> Call:
-    """The last module called, outside the attention, with a 2-D weight mapping (..., m) to the residual width."""
+    """The last module called, outside the attention, with a 2-D weight mapping (..., m) to the residual width;
+    the last one with an MLP-like name where there is one."""
     candidates = []
     for call in calls:
         weight = weight_of(call.module)
@@ -66,7 +70,8 @@ def _down_projection(layer: int, calls: list[Call], width: int) -> Call:
     if not candidates:
         raise ModelError(f"block {layer} has no MLP down-projection (no module outside the attention with a 2-D "
                          f"weight took a positional (..., m) tensor and returned (..., {width}))")
-    down = candidates[-1]
+    named = [c for c in candidates if _MLP_NAME.search(c.path)]
+    down = (named or candidates)[-1]  # the MLP runs after the attention (sequential and parallel blocks alike)
     if sum(c.module is down.module for c in calls) != 1:
         raise ModelError(f"block {layer}: the down-projection '{down.path}' runs more than once per forward")
     return down

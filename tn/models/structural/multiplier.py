@@ -1,5 +1,6 @@
 """A factor between the MLP output and the residual add (Granite's residual_multiplier): no module shows it, so
-it is measured on float64 replicas of the blocks and must be held by a numeric attribute of every block."""
+it is measured on float64 replicas of the blocks and must be held by a number attribute of every block (or of a
+module inside it)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,11 @@ def _measured(layer: int, block: nn.Module, call: BlockCall, family: Family) -> 
 
 
 def _attribute_holding(block: nn.Module, value: float) -> str | None:
-    for name, attr in vars(block).items():  # the factor as measured in float64 matches the attribute to rounding
-        number = isinstance(attr, (int, float)) and not isinstance(attr, bool)
-        if number and abs(attr - value) <= TOLERANCE * abs(value):
-            return name
+    """Dotted path of a number attribute of the block or of one of its submodules (Falcon-H1 keeps its factor on
+    the MLP: feed_forward.down_multiplier) equal to `value`; the block's own attributes first."""
+    for path, module in block.named_modules():
+        for name, attr in vars(module).items():  # the factor measured in float64 matches the attribute to rounding
+            number = isinstance(attr, (int, float)) and not isinstance(attr, bool)
+            if number and abs(attr - value) <= TOLERANCE * abs(value):
+                return f"{path}.{name}" if path else name
     return None

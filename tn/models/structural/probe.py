@@ -64,14 +64,23 @@ def probe_batch(model: nn.Module, seed: int = 0) -> Batch:
     return Batch(ids, torch.ones_like(ids), list(range(PROBE_SHAPE[0])))
 
 
+def left_padded(batch: Batch, pad: int, pad_id: int) -> Batch:
+    """The same rows with `pad` padding tokens in front of each."""
+    rows = batch.input_ids.shape[0]
+    ids = torch.cat([torch.full((rows, pad), pad_id, dtype=batch.input_ids.dtype), batch.input_ids], dim=1)
+    mask = torch.cat([torch.zeros(rows, pad, dtype=batch.attention_mask.dtype), batch.attention_mask], dim=1)
+    return Batch(ids, mask, batch.rows)
+
+
 def run_probe(model: nn.Module, device: torch.device, hooks: list[tuple[nn.Module, Callable]] = (),
-              pre_hooks: list[tuple[nn.Module, Callable]] = ()) -> None:
-    """One no-grad forward of the probe batch with the given forward hooks and keyword pre-hooks attached."""
+              pre_hooks: list[tuple[nn.Module, Callable]] = (), batch: Batch | None = None) -> None:
+    """One no-grad forward of `batch` (default: the probe batch) with the given forward hooks and keyword
+    pre-hooks attached."""
     handles = [module.register_forward_hook(fn) for module, fn in hooks]
     handles += [module.register_forward_pre_hook(fn, with_kwargs=True) for module, fn in pre_hooks]
     try:
         with torch.no_grad():
-            forward(model, probe_batch(model), device)
+            forward(model, batch or probe_batch(model), device)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001  (any failure of an unknown architecture becomes one clear line)

@@ -10,7 +10,10 @@ and these must hold (relative to the largest entry of the reference, 1e-5 unless
    gain and frozen scale, multiplier) gives the contribution the block adds;
 5. ablation: zeroing one neuron (the strongest of the probe, and one more) changes the block output by
    exactly F(x) - F(x - a_i v_i), F being that model, to 1e-5 of the change (plus 1e-6 of the whole
-   contribution: RMSNorms compute in float32 inside even in a float64 replica, which rounds F(x) itself).
+   contribution: RMSNorms compute in float32 inside even in a float64 replica, which rounds F(x) itself);
+6. padding: left-padding the probe rows leaves every block's output at the real tokens as it was (to the
+   precision of the model's dtype): tn batches left-padded sentences, and a layer that lets padding into its
+   state (a recurrence that ignores the attention mask) would make batched results wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import torch
 
 from tn.errors import ModelError
 from tn.models.families import value_rows
-from tn.models.structural.probe import TOLERANCE, BlockCall, Replica, first, record_blocks, replica
+from tn.models.structural.probe import (TOLERANCE, BlockCall, Replica, first, left_padded, probe_batch, record_blocks,
+                                        replica, run_probe)
 
 if TYPE_CHECKING:  # the adapter imports this package
     from tn.models.adapter import ModelAdapter
@@ -39,7 +43,30 @@ def verify(adapter: "ModelAdapter") -> str:
         with adapter.weights_present(layer), replica(block, call, layer) as rep:
             for name, error in _check_block(adapter, layer, rep, call).items():
                 worst[name] = max(worst.get(name, 0.0), error)
+    worst["padding"] = _padding(adapter)
     return ", ".join(f"{name} {error:.1e}" for name, error in worst.items()) + " (largest relative errors)"
+
+
+def _padding(adapter: "ModelAdapter") -> float:
+    """Largest relative change of any block's output at real tokens when the probe rows are left-padded."""
+    model, device, pad = adapter.model, adapter.input_device(), 3
+    outputs: list[dict[int, torch.Tensor]] = [{}, {}]
+
+    def keep(run: int, layer: int):
+        return lambda module, args, output: outputs[run].__setitem__(layer, first(output).detach().clone())
+
+    plain = probe_batch(model)
+    pad_id = getattr(getattr(model, "config", None), "pad_token_id", None) or 0
+    for run, batch in enumerate((plain, left_padded(plain, pad, pad_id))):
+        run_probe(model, device, [(block, keep(run, l)) for l, block in enumerate(adapter.blocks)], batch=batch)
+    worst = 0.0
+    for layer in range(adapter.num_layers):
+        alone, padded = outputs[0][layer].double(), outputs[1][layer][:, pad:].double()
+        bound = _FAITHFUL.get(outputs[0][layer].dtype, _FAITHFUL_16BIT)
+        worst = max(worst, _bounded(layer, "padding", _relative(padded, alone), bound,
+                                    "left-padded rows give other outputs at their real tokens than the same rows "
+                                    "unpadded (a layer lets padding into its state)"))
+    return worst
 
 
 def _fail(layer: int, check: str, error: float, bound: float, what: str) -> ModelError:
