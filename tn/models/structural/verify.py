@@ -18,7 +18,7 @@ and these must hold (relative to the largest entry of the reference, 1e-5 unless
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -29,6 +29,8 @@ from tn.models.structural.probe import (TOLERANCE, BlockCall, Replica, first, le
 
 if TYPE_CHECKING:  # the adapter imports this package
     from tn.models.adapter import ModelAdapter
+
+Contribution = Callable[[torch.Tensor], torch.Tensor]  # (..., d) down-projection output -> what the block adds
 # how far a float64 replica may be from the block run in the model's own dtype (check 1: same block, or not)
 _FAITHFUL = {torch.float32: 1e-4, torch.float64: 1e-9}
 _FAITHFUL_16BIT = 5e-2
@@ -79,6 +81,7 @@ def _relative(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 def _check_block(adapter: "ModelAdapter", layer: int, rep: Replica, call: BlockCall) -> dict[str, float]:
+    """Checks 1 to 5 on one block's replica: {check: relative error}, or ModelError for the first that fails."""
     fam = adapter.family
     seen: dict[str, torch.Tensor] = {}
 
@@ -127,7 +130,7 @@ def _values(adapter: "ModelAdapter", layer: int, rep: Replica) -> tuple[torch.Te
     return value_rows(down.weight.detach(), adapter.family.layout), (bias.detach() if bias is not None else 0.0)
 
 
-def _contribution_model(adapter: "ModelAdapter", layer: int):
+def _contribution_model(adapter: "ModelAdapter", layer: int) -> Contribution:
     """F(x) = x g / s(x): the contribution as the scores model it, from the adapter's gain and scale (float64)."""
     gain = adapter.post_norm_gain(layer)
 
@@ -140,7 +143,8 @@ def _contribution_model(adapter: "ModelAdapter", layer: int):
 
 
 def _ablation(layer: int, rep: Replica, down_path: str, h: torch.Tensor, x: torch.Tensor, a: torch.Tensor,
-              values: torch.Tensor, model) -> float:
+              values: torch.Tensor, model: Contribution) -> float:
+    """Largest relative error of the predicted change when one neuron (the strongest, and one more) is zeroed."""
     strength = a.abs().flatten(0, -2).max(0).values * values.norm(dim=1)  # (m,) largest |a_i| |v_i| of the probe
     strongest = int(strength.argmax())
     worst = 0.0
