@@ -25,7 +25,6 @@ from tn.models.structural import describe, discover, refuse_experts
 from tn.models.structural.probe import input_device
 from tn.models.structural.verify import verify
 
-
 log = logging.getLogger("tn")
 
 
@@ -197,7 +196,7 @@ class ModelAdapter:
         norm = self.post_norm(layer)
         if norm is None:
             return torch.ones(mlp_out.shape[:-1], dtype=torch.float64, device=mlp_out.device)
-        eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", None))
+        eps = next((getattr(norm, n) for n in ("eps", "variance_epsilon", "epsilon") if hasattr(norm, n)), None)
         if eps is None:
             raise ModelError(f"{self.model_type}: post-MLP norm {type(norm).__name__} has no eps attribute")
         x = mlp_out.double()
