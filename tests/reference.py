@@ -2,8 +2,9 @@
 
 Nothing here shares code with tn's optimised path: r_l is measured by re-running the model with layer l's
 MLP contribution removed, value vectors by applying the down-projection to unit vectors, the post-MLP
-norm's frozen scale as the elementwise ratio of the norm's output to its input, and every neuron's
-r + u_i is materialised as an (m x d) matrix.
+norm's frozen scale as the elementwise ratio of the norm's output to its input, a multiplier between the MLP
+and the residual add (Granite) as the ratio of what the block adds to what the MLP module put out, and every
+neuron's r + u_i is materialised as an (m x d) matrix. Only module locations come from the adapter.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ def _out(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+def _last(x: torch.Tensor) -> np.ndarray:
+    """The last token's row, float64: x is (1, T, width), or (T, width) where the block flattened tokens (OPT)."""
+    return x.detach().reshape(-1, x.shape[-1])[-1].double().numpy().copy()  # a copy: blocks add to outputs in place
+
+
 def layer_outputs(model, tokenizer, adapter: ModelAdapter, text: str) -> list[np.ndarray]:
     """h_{l+1} at the last token for every layer, float64, from an unpadded single forward."""
     got = {}
-    hooks = [(b, (lambda l: lambda m, a, o: got.__setitem__(l, _out(o)[0, -1].double().numpy()))(l))
+    hooks = [(b, (lambda l: lambda m, a, o: got.__setitem__(l, _last(_out(o))))(l))
              for l, b in enumerate(adapter.blocks)]
     _run(model, tokenizer, text, hooks)
     return [got[l] for l in range(len(adapter.blocks))]
@@ -43,15 +49,15 @@ def _mlp_reads(model, tokenizer, adapter: ModelAdapter, text: str) -> dict:
 
     def down_hook(l):
         def fn(m, args, out):
-            got[("a", l)] = args[0][0, -1].double().numpy()
-            got[("x", l)] = _out(out)[0, -1].double().numpy()
+            got[("a", l)] = _last(args[0])
+            got[("x", l)] = _last(_out(out))
         return fn
 
     hooks = [(adapter.down_proj(l), down_hook(l)) for l in range(adapter.num_layers)]
     for l in range(adapter.num_layers):
         norm = adapter.post_norm(l)
         if norm is not None:
-            hooks.append((norm, (lambda l: lambda m, a, o: got.__setitem__(("y", l), _out(o)[0, -1].double().numpy()))(l)))
+            hooks.append((norm, (lambda l: lambda m, a, o: got.__setitem__(("y", l), _last(_out(o))))(l)))
     _run(model, tokenizer, text, hooks)
     return got
 
@@ -60,9 +66,28 @@ def residual_without_mlp(model, tokenizer, adapter: ModelAdapter, text: str, lay
     """r_l: the output of block `layer` when its MLP adds nothing to the residual."""
     got = {}
     zero = (adapter.contribution_module(layer), lambda m, a, o: torch.zeros_like(_out(o)))
-    read = (adapter.blocks[layer], lambda m, a, o: got.__setitem__("r", _out(o)[0, -1].double().numpy()))
+    read = (adapter.blocks[layer], lambda m, a, o: got.__setitem__("r", _last(_out(o))))
     _run(model, tokenizer, text, [zero, read])
     return got["r"]
+
+
+def multipliers(model, tokenizer, adapter: ModelAdapter, text: str) -> dict[int, float]:
+    """{layer: k} with (block output - block output without MLP) = k * (contribution module's output), measured
+    at the last token with that output scaled by 2^12 (exact in binary), so that what the block adds dwarfs the
+    residual and k comes out to float32 precision instead of drowning in the residual's rounding."""
+    ks = {}
+    for l in range(adapter.num_layers):
+        got = {}
+
+        def enlarge(module, args, output):
+            got["y"] = _last(_out(output))
+            return _out(output) * 4096
+
+        read = (adapter.blocks[l], lambda m, a, o: got.__setitem__("h", _last(_out(o))))
+        _run(model, tokenizer, text, [(adapter.contribution_module(l), enlarge), read])
+        added = got["h"] - residual_without_mlp(model, tokenizer, adapter, text, l)
+        ks[l] = float(added @ got["y"] / (4096 * got["y"] @ got["y"]))
+    return ks
 
 
 def value_vectors(adapter: ModelAdapter, layer: int) -> np.ndarray:
@@ -86,13 +111,14 @@ def brute_scores(model, tokenizer, adapter: ModelAdapter, detection: list[str], 
                  ) -> dict[int, np.ndarray]:
     """{layer: (m,) mean over detection sentences of cos(r + u_i, c) - cos(r, c)}."""
     values = {l: value_vectors(adapter, l) for l in centroids}
+    ks = multipliers(model, tokenizer, adapter, detection[0])
     total = {l: np.zeros(adapter.num_neurons) for l in centroids}
     for text in detection:
         reads = _mlp_reads(model, tokenizer, adapter, text)
         for l, c in centroids.items():
             r = residual_without_mlp(model, tokenizer, adapter, text, l)
             a = reads[("a", l)]
-            u = a[:, None] * values[l]  # (m, d): each neuron's contribution to the residual
+            u = a[:, None] * values[l] * ks[l]  # (m, d): each neuron's contribution to the residual
             if ("y", l) in reads:  # frozen-scale linearisation of the post-MLP norm
                 u = u * (reads[("y", l)] / reads[("x", l)])[None, :]
             moved = r[None, :] + u

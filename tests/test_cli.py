@@ -130,13 +130,15 @@ def test_model_whose_mlp_cannot_be_located(tmp_path):
 
     from tests.families import tokenizer
 
-    opt = T.OPTForCausalLM(T.OPTConfig(hidden_size=32, ffn_dim=64, num_hidden_layers=2, num_attention_heads=4,
-                                       vocab_size=4096, word_embed_proj_dim=32))
-    opt.save_pretrained(tmp_path / "opt")
-    tokenizer().save_pretrained(tmp_path / "opt")
-    proc = run_tn("model=hf", f"model.name_or_path={tmp_path / 'opt'}", "task=none",
+    moe = T.MixtralForCausalLM(T.MixtralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                               num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+                                               vocab_size=4096))
+    moe.save_pretrained(tmp_path / "moe")
+    tokenizer().save_pretrained(tmp_path / "moe")
+    proc = run_tn("model=hf", f"model.name_or_path={tmp_path / 'moe'}", "task=none",
                   f"hydra.run.dir={tmp_path / 'out'}", f"cache_dir={tmp_path / 'cache'}")
-    _assert_failed_cleanly(proc, tmp_path / "out", "model_type 'opt'", "supported families:", "llama")
+    _assert_failed_cleanly(proc, tmp_path / "out", "model_type 'mixtral' is not in tn's table", "llama",
+                           "structural discovery cannot adapt it", "mixture-of-experts")
 
 
 def test_missing_model_directory(tmp_path):

@@ -1,5 +1,5 @@
-"""Closed-form scores == brute-force recomputation of the definition, on every supported family,
-for batch sizes 1 and 7 and for left and right padding."""
+"""Closed-form scores == brute-force recomputation of the definition, on every supported family (and on the
+types deliberately left to structural discovery), for batch sizes 1 and 7 and for left and right padding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from tests import reference
 from tests.conftest import builtin_corpus
-from tests.families import FAMILY_NAMES, build
+from tests.families import FAMILY_NAMES, STRUCTURAL, build
 from tn.config import RunConfig
 from tn.dist import World
 from tn.identify.run import identify
@@ -31,29 +31,34 @@ def corpus():
     return builtin_corpus("ja", limit=N_SENTENCES)
 
 
-@pytest.mark.parametrize("family", FAMILY_NAMES)
+def assert_matches_brute_force(model, adapter: ModelAdapter, neuron_type: str, corpus, tokenizer, label: str) -> None:
+    """Assert that tn's scores and centroids equal the brute-force ones for batch 1 and 7, left and right padding."""
+    layers = list(range(adapter.num_layers))  # every layer, so each family's every block is checked
+    if neuron_type == "type1":
+        pairs = corpus.pairs("parallel_train")
+        sides = [reference.centroid(model, tokenizer, adapter, [p[i] for p in pairs]) for i in (0, 1)]
+        cents = [(a + b) / 2 for a, b in zip(*sides)]
+    else:
+        cents = reference.centroid(model, tokenizer, adapter, corpus.texts("mono_train"))
+    ref = reference.brute_scores(model, tokenizer, adapter, corpus.texts("mono_train"), {l: cents[l] for l in layers})
+    ref_matrix = np.stack([ref[l] for l in layers])
+    tol = 1e-6 * np.abs(ref_matrix).max()
+    for batch in (1, 7):
+        for padding in ("left", "right"):
+            cfg = _cfg(neuron_type, f"0-{layers[-1]}", batch, padding)
+            result = identify(model, tokenizer, adapter, corpus, cfg, {"test": label}, World(), torch.device("cpu"))
+            assert result.layers == layers
+            assert np.allclose(result.centroids, np.stack(cents), rtol=0, atol=1e-5 * np.abs(cents).max())
+            err = np.abs(result.scores - ref_matrix).max()
+            assert err <= tol, f"{label} {neuron_type} batch={batch} {padding}: max error {err:.2e} > {tol:.2e}"
+            top = result.top(25)
+            reference.assert_same_ranking(list(zip(top.layers.tolist(), top.indices.tolist())), ref, tol)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES + list(STRUCTURAL))
 @pytest.mark.parametrize("neuron_type", ["type1", "type2"])
 def test_closed_form_matches_brute_force(family, neuron_type, corpus, tiny_tokenizer):
     model = build(family)
     adapter = ModelAdapter.for_model(model)
-    layers = "0-3"  # every layer, so each family's every block is checked
-    if neuron_type == "type1":
-        pairs = corpus.pairs("parallel_train")
-        sides = [reference.centroid(model, tiny_tokenizer, adapter, [p[i] for p in pairs]) for i in (0, 1)]
-        cents = [(a + b) / 2 for a, b in zip(*sides)]
-    else:
-        cents = reference.centroid(model, tiny_tokenizer, adapter, corpus.texts("mono_train"))
-    ref = reference.brute_scores(model, tiny_tokenizer, adapter, corpus.texts("mono_train"),
-                                 {l: cents[l] for l in range(4)})
-    ref_matrix = np.stack([ref[l] for l in range(4)])
-    tol = 1e-6 * np.abs(ref_matrix).max()
-    for batch in (1, 7):
-        for padding in ("left", "right"):
-            cfg = _cfg(neuron_type, layers, batch, padding)
-            result = identify(model, tiny_tokenizer, adapter, corpus, cfg, {"test": family}, World(), torch.device("cpu"))
-            assert result.layers == [0, 1, 2, 3]
-            assert np.allclose(result.centroids, np.stack(cents), rtol=0, atol=1e-5 * np.abs(cents).max())
-            err = np.abs(result.scores - ref_matrix).max()
-            assert err <= tol, f"{family} {neuron_type} batch={batch} {padding}: max error {err:.2e} > {tol:.2e}"
-            top = result.top(25)
-            reference.assert_same_ranking(list(zip(top.layers.tolist(), top.indices.tolist())), ref, tol)
+    assert adapter.structural == (family in STRUCTURAL)  # table rows are used as written, the rest discovered
+    assert_matches_brute_force(model, adapter, neuron_type, corpus, tiny_tokenizer, family)

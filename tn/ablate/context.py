@@ -17,6 +17,7 @@ import torch
 from tn.ablate.positions import MODES, NEEDS_PROMPT, zero_positions
 from tn.errors import ConfigError
 from tn.models.adapter import ModelAdapter
+from tn.models.forward import token_grid
 from tn.neurons import NeuronSet
 
 
@@ -88,9 +89,9 @@ class Ablation:
         on_device: dict[torch.device, torch.Tensor] = {}  # the layer's chosen indices, moved once per device
 
         def hook(module, args):
-            a = args[0]  # (B, T, m)
             if self._zero is None:
                 raise RuntimeError(f"ablation hook at layer {layer} ran outside a call of the ablated model")
+            a = token_grid(args[0], self._zero.shape[0])  # (B, T, m), also where the block flattened tokens (OPT)
             if self._zero.shape != a.shape[:2]:
                 raise RuntimeError(f"ablation at layer {layer}: positions {tuple(self._zero.shape)} do not match "
                                    f"activations {tuple(a.shape[:2])}")
@@ -107,5 +108,5 @@ class Ablation:
                 chosen = a.index_select(-1, cols)  # (B, T, k)
                 chosen.masked_fill_(self._zero.to(a.device)[:, :, None], 0)
                 a.index_copy_(-1, cols, chosen)
-            return (a,) + tuple(args[1:])
+            return (a.view_as(args[0]),) + tuple(args[1:])
         return hook

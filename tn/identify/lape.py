@@ -17,7 +17,7 @@ import torch
 
 from tn.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import forward, iter_batches, rank_order
+from tn.models.forward import forward, iter_batches, rank_order, token_grid
 from tn.progress import batches_of, progress
 
 
@@ -36,7 +36,8 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
     def counter(layer: int):
         def hook(module, args, output):
             real = mask_now[0].to(output.device).bool()[..., None]  # (B, T, 1)
-            positive[layer] += ((output > 0) & real).sum(dim=(0, 1)).double().to(device)
+            grid = token_grid(output, real.shape[0])  # (B, T, m), also where the block flattened tokens (OPT)
+            positive[layer] += ((grid > 0) & real).sum(dim=(0, 1)).double().to(device)
         return hook
 
     handles = [adapter.act(l).register_forward_hook(counter(l)) for l in range(layers)]

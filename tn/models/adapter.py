@@ -3,11 +3,14 @@
 The pre-MLP residual r_l is never read from an architecture-specific tensor. Every supported block ends
 with h_{l+1} = r_l + mlp_contribution_l (sequential, parallel, post-norm alike), so
 r_l = h_{l+1} - contribution_l, where the contribution is the output of the post-MLP norm if there is one,
-else of the down-projection. This is what makes one code path exact for all families.
+else the down-projection's output (times the block's multiplier where it has one, as Granite's). This is what
+makes one code path exact for all families. Families come from the table (tn.models.families) or, for a
+model_type the table lacks, from structural discovery, verified on a probe batch before use.
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,16 +20,31 @@ import torch
 from torch import nn
 
 from tn.errors import ModelError
-from tn.models.families import FAMILIES, Family, supported
+from tn.models.families import FAMILIES, Family, refusal, supported, value_rows
+from tn.models.structural import describe, discover, refuse_experts
+from tn.models.structural.probe import input_device
+from tn.models.structural.verify import verify
+
+log = logging.getLogger("tn")
 
 
-def _get(root: nn.Module, path: str) -> nn.Module | None:
+def _attr(root: object, path: str) -> object:
     obj: object = root
     for name in path.split("."):
         obj = getattr(obj, name, None)
         if obj is None:
             return None
+    return obj
+
+
+def _get(root: nn.Module, path: str) -> nn.Module | None:
+    obj = _attr(root, path)
     return obj if isinstance(obj, nn.Module) else None
+
+
+def model_type_of(model: nn.Module) -> str:
+    """config.model_type, or the class name for a model without a config."""
+    return getattr(getattr(model, "config", None), "model_type", type(model).__name__)
 
 
 @dataclass
@@ -36,36 +54,57 @@ class ModelAdapter:
     model: nn.Module
     family: Family
     model_type: str
+    # True when the family was found by structural discovery (and verified), not read from the table
+    structural: bool = False
 
     @classmethod
     def for_model(cls, model: nn.Module) -> "ModelAdapter":
-        """Build the adapter, or raise ModelError naming the unsupported family and the supported ones."""
-        config = getattr(model, "config", None)
-        model_type = getattr(config, "model_type", type(model).__name__)
+        """The table's adapter for the model's type, else a structurally discovered and verified one; raise
+        ModelError saying why when neither applies."""
+        model_type = model_type_of(model)
         family = FAMILIES.get(model_type)
         if family is None:
-            raise ModelError(
-                f"cannot locate the MLP neurons of model_type '{model_type}' ({type(model).__name__}); "
-                f"supported families: {supported()}")
+            return cls.structural_for(model, f"model_type '{model_type}' is not in tn's table ({supported()})")
+        why = refusal(model_type, model.config)
+        if why is not None:
+            raise ModelError(f"{model_type} ({type(model).__name__}): {why}")
         adapter = cls(model, family, model_type)
         adapter._check()
+        return adapter
+
+    @classmethod
+    def structural_for(cls, model: nn.Module, reason: str | None = None) -> "ModelAdapter":
+        """Discover the family from the module structure and probe forwards, verify it, log what was found; raise
+        ModelError naming the check that failed. `reason` says why the table was not used (for the messages)."""
+        model_type = model_type_of(model)
+        reason = reason or f"model_type '{model_type}', structural discovery requested"
+        try:
+            adapter = cls(model, discover(model), model_type, structural=True)
+            adapter._check()
+            checked = verify(adapter)
+        except ModelError as exc:
+            raise ModelError(f"{reason}; structural discovery cannot adapt it: {exc}") from None
+        log.warning("%s: adapted structurally (%s): %s; verified on a probe batch: %s", model_type, reason,
+                    describe(adapter.family, adapter.num_layers, adapter.num_neurons), checked)
         return adapter
 
     def _check(self) -> None:
         blocks = _get(self.model, self.family.blocks)
         if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
             raise ModelError(f"{self.model_type}: no decoder blocks at '{self.family.blocks}'")
+        try:
+            refuse_experts(list(blocks))
+        except ModelError as exc:
+            raise ModelError(f"{self.model_type}: {exc}") from None
         for layer, block in enumerate(blocks):
             if _get(block, self.family.down_proj) is None:
                 raise ModelError(f"{self.model_type}: block {layer} has no MLP down-projection "
                                  f"'{self.family.down_proj}'")
             if self.family.post_norm and _get(block, self.family.post_norm) is None:
                 raise ModelError(f"{self.model_type}: block {layer} has no post-MLP norm '{self.family.post_norm}'")
-        config = self.model.config
-        if self.model_type == "bloom" and getattr(config, "pretraining_tp", 1) > 1 and config.slow_but_exact:
-            # BLOOM's slow_but_exact path bypasses dense_4h_to_h's forward, so hooks would never fire
-            raise ModelError("bloom with pretraining_tp > 1 and slow_but_exact=True bypasses the down-projection "
-                             "module; load it with slow_but_exact=False")
+            if self.family.scale and not isinstance(_attr(block, self.family.scale), (int, float)):
+                raise ModelError(f"{self.model_type}: block {layer} has no numeric MLP multiplier "
+                                 f"'{self.family.scale}'")
 
     @cached_property
     def blocks(self) -> list[nn.Module]:
@@ -91,6 +130,9 @@ class ModelAdapter:
 
     def act(self, layer: int) -> nn.Module:
         """The MLP's activation-function module (its output > 0 is what LAPE counts)."""
+        if self.family.act is None:
+            raise ModelError(f"{self.model_type}: the MLP applies its activation function without a module (e.g. "
+                             "F.silu inside forward), so LAPE has no activation output to read")
         module = _get(self.blocks[layer], self.family.act)
         if module is None:
             raise ModelError(f"{self.model_type}: block {layer} has no activation module '{self.family.act}'")
@@ -102,14 +144,25 @@ class ModelAdapter:
 
     def final_norm(self) -> nn.Module:
         """The norm after the last block (what output_hidden_states applies to the last layer's output)."""
-        module = _get(self.model, self.family.final_norm)
+        module = _get(self.model, self.family.final_norm) if self.family.final_norm else None
         if module is None:
             raise ModelError(f"{self.model_type}: no final norm at '{self.family.final_norm}'")
         return module
 
     def contribution_module(self, layer: int) -> nn.Module:
-        """The module whose output is exactly what the MLP adds to the residual stream."""
+        """The module whose output is what the MLP adds to the residual stream (times scale(layer), if any)."""
         return self.post_norm(layer) or self.down_proj(layer)
+
+    def scale(self, layer: int) -> float | None:
+        """The number the block multiplies the MLP output by before the residual add, or None."""
+        return float(_attr(self.blocks[layer], self.family.scale)) if self.family.scale else None
+
+    def contribution(self, layer: int, down_out: torch.Tensor, norm_out: torch.Tensor | None) -> torch.Tensor:
+        """What the MLP adds to the residual, from the down-projection's output and the post-MLP norm's output
+        (None without one), computed as the block computes it (same dtype, same operation)."""
+        out = norm_out if self.family.post_norm else down_out
+        scale = self.scale(layer)
+        return out if scale is None else out * scale
 
     @contextmanager
     def weights_present(self, layer: int) -> Iterator[None]:
@@ -125,20 +178,25 @@ class ModelAdapter:
 
     def values(self, layer: int) -> torch.Tensor:
         """Value vectors v_{l,i} as rows: (m, d), a view of the weight (no copy)."""
-        weight = self.down_proj(layer).weight
-        return weight if self.family.layout == "conv1d" else weight.T
+        return value_rows(self.down_proj(layer).weight, self.family.layout)
 
     def post_norm_gain(self, layer: int) -> torch.Tensor | None:
-        """g of the post-MLP norm, (d,), or None: each neuron's contribution is a_i (g * v_i) / s."""
-        norm = self.post_norm(layer)
-        if norm is None:
+        """g, (d,) float64, or None: each neuron's contribution is a_i (g * v_i) / s, with g the post-MLP norm's
+        gain times the block's MLP multiplier (either may be absent; None when both are)."""
+        norm, scale = self.post_norm(layer), self.scale(layer)
+        if norm is None and scale is None:
             return None
-        return norm.weight.detach().double() + self.family.post_norm_offset
+        gain = (norm.weight.detach().double() + self.family.post_norm_offset if norm is not None
+                else torch.ones(self.d_model, dtype=torch.float64, device=self.values(layer).device))
+        return gain if scale is None else gain * scale
 
     def post_norm_scale(self, layer: int, mlp_out: torch.Tensor) -> torch.Tensor:
-        """Frozen per-token scale s = sqrt(mean(x^2) + eps) of the post-MLP RMSNorm; mlp_out (..., d) -> (...)."""
+        """Frozen per-token scale s = sqrt(mean(x^2) + eps) of the post-MLP RMSNorm (1 without one), float64;
+        mlp_out (..., d) -> (...)."""
         norm = self.post_norm(layer)
-        eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", None))
+        if norm is None:
+            return torch.ones(mlp_out.shape[:-1], dtype=torch.float64, device=mlp_out.device)
+        eps = next((getattr(norm, n) for n in ("eps", "variance_epsilon", "epsilon") if hasattr(norm, n)), None)
         if eps is None:
             raise ModelError(f"{self.model_type}: post-MLP norm {type(norm).__name__} has no eps attribute")
         x = mlp_out.double()
@@ -146,8 +204,4 @@ class ModelAdapter:
 
     def input_device(self) -> torch.device:
         """Where input ids must go: the embeddings' execution device (also when a device_map offloads them)."""
-        embeddings = self.model.get_input_embeddings()
-        hook = getattr(embeddings, "_hf_hook", None)
-        if getattr(hook, "execution_device", None) is not None:
-            return torch.device(hook.execution_device)
-        return embeddings.weight.device
+        return input_device(self.model)

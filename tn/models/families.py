@@ -1,14 +1,18 @@
-"""Where each supported architecture keeps its decoder blocks, MLP neuron site and post-MLP norm.
+"""Where each supported architecture keeps its decoder blocks, MLP neuron site and post-MLP norm or multiplier.
 
 One row per `config.model_type`. The neuron site is the down-projection module: its input is the
 activation vector `a` (gated MLPs: act(gate(x)) * up(x); plain MLPs: act(fc1(x))), its weight holds the
-value vectors. Adding a family is adding a row, after checking the block's forward in transformers.
+value vectors. Adding a family is adding a row, after checking the block's forward in transformers and adding
+a tiny model of it to tests/families.py (the brute-force test then covers it, and the README lists it).
+Types that are not in the table are adapted structurally (tn.models.structural) and verified before use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
+
+import torch
 
 
 @dataclass(frozen=True)
@@ -25,30 +29,142 @@ class Family:
     post_norm: Optional[str] = None
     # the norm multiplies by (offset + weight): Gemma stores weight - 1, so offset = 1
     post_norm_offset: float = 0.0
+    # attribute path inside a block to a number the MLP output is multiplied by before the residual add
+    # (Granite's residual_multiplier): part of each neuron's contribution
+    scale: Optional[str] = None
     # attribute path inside a block to the MLP's activation-function module (LAPE reads its output's sign)
-    act: str = "mlp.act_fn"
+    act: Optional[str] = "mlp.act_fn"
     # attribute path from the *ForCausalLM model to the norm applied after the last block (final_norm centroid)
-    final_norm: str = "model.norm"
+    final_norm: Optional[str] = "model.norm"
 
 
+_LLAMA = Family("model.layers", "mlp.down_proj")
+_LLAMA_ACT = Family("model.layers", "mlp.down_proj", act="mlp.activation_fn")
+_GEMMA_POST = Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm", post_norm_offset=1.0)
+_OLMO_POST = Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm")
+_GPTJ = Family("transformer.h", "mlp.fc_out", act="mlp.act", final_norm="transformer.ln_f")
+_GPT_NEO = Family("transformer.h", "mlp.c_proj", act="mlp.act", final_norm="transformer.ln_f")
+
+# Every row is checked by the brute-force test on a tiny model of the type (tests/families.py). Comments say
+# what the block's forward does where it is not h + att + mlp with norms before both.
 FAMILIES: dict[str, Family] = {
-    "llama": Family("model.layers", "mlp.down_proj"),
-    "mistral": Family("model.layers", "mlp.down_proj"),
-    "qwen2": Family("model.layers", "mlp.down_proj"),
-    "qwen3": Family("model.layers", "mlp.down_proj"),
-    "gemma": Family("model.layers", "mlp.down_proj"),
-    "gemma2": Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm", post_norm_offset=1.0),
-    "gemma3_text": Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm",
-                          post_norm_offset=1.0),
+    "llama": _LLAMA,
+    "mistral": _LLAMA,  # sliding-window attention changes which tokens attend, not the residual algebra
+    "ministral": _LLAMA,
+    "ministral3": _LLAMA,
+    "qwen2": _LLAMA,
+    "qwen3": _LLAMA,
+    "internlm3": _LLAMA,  # built as LlamaForCausalLM
+    "helium": _LLAMA,
+    "smollm3": _LLAMA,
+    "seed_oss": _LLAMA,
+    "ernie4_5": _LLAMA,
+    "hunyuan_v1_dense": _LLAMA,
+    "apertus": _LLAMA,  # xIELU activation (a module with parameters): still act(up(x)) into down_proj
+    "arcee": _LLAMA,  # act(up(x)), no gate
+    "jais2": _LLAMA,
+    "nemotron": _LLAMA,  # act(up(x)), squared ReLU
+    "olmo": _LLAMA,  # parameter-free LayerNorms
+    "diffllama": _LLAMA,  # differential attention; plain gated MLP
+    "cwm": _LLAMA,
+    "vaultgemma": _LLAMA,
+    "stablelm": _LLAMA,  # parallel (use_parallel_residual) or sequential residual
+    "gemma": _LLAMA,
+    "gemma2": _GEMMA_POST,
+    "gemma3_text": _GEMMA_POST,
+    # Gemma 3 multimodal checkpoints (AutoModelForCausalLM gives Gemma3ForConditionalGeneration): the text decoder
+    "gemma3": Family("model.language_model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm",
+                     post_norm_offset=1.0, final_norm="model.language_model.norm"),
     # Cohere / Aya: parallel block (attention and MLP both read norm(h)); r = h + att is unchanged
-    "cohere": Family("model.layers", "mlp.down_proj"),
-    "phi3": Family("model.layers", "mlp.down_proj", act="mlp.activation_fn"),  # fused gate_up_proj; down_proj input is still `a`
-    "olmo2": Family("model.layers", "mlp.down_proj", post_norm="post_feedforward_layernorm"),
+    "cohere": _LLAMA,
+    "cohere2": _LLAMA,
+    "phi3": _LLAMA_ACT,  # fused gate_up_proj; down_proj input is still `a`
+    "glm": _LLAMA_ACT,  # fused gate_up_proj
+    "glm4": Family("model.layers", "mlp.down_proj", post_norm="post_mlp_layernorm", act="mlp.activation_fn"),
+    "olmo2": _OLMO_POST,
+    "olmo3": _OLMO_POST,
+    "exaone4": _OLMO_POST,
+    # Granite: h + residual_multiplier * mlp(x); the multiplier is part of every neuron's contribution
+    "granite": Family("model.layers", "mlp.down_proj", scale="residual_multiplier"),
+    "granite_swa": Family("model.layers", "mlp.down_proj", scale="residual_multiplier"),
+    # MiniCPM3: h + residual_scale * mlp(x)
+    "minicpm3": Family("model.layers", "mlp.down_proj", scale="residual_scale"),
+    "youtu": _LLAMA,
+    # Falcon-H1: the MLP itself multiplies its down-projection's output by down_multiplier
+    "falcon_h1": Family("model.layers", "feed_forward.down_proj", scale="feed_forward.down_multiplier",
+                        act="feed_forward.act_fn", final_norm="model.final_layernorm"),
+    "bamba": Family("model.layers", "feed_forward.down_proj", act="feed_forward.act_fn",
+                    final_norm="model.final_layernorm"),
+    # Granite 4 hybrids without experts: h + residual_multiplier * shared_mlp(x); with experts they are refused
+    "granitemoehybrid": Family("model.layers", "shared_mlp.output_linear", scale="residual_multiplier",
+                               act="shared_mlp.activation"),
+    # Doge: p * r + mlp(x) with a learned vector p; r_l is that scaled residual (h_{l+1} minus the contribution)
+    "doge": _LLAMA,
+    "qwen3_5_text": _LLAMA,
+    # HyperCLOVA X: h + residual_multiplier * post_norm2(mlp(x))
+    "hyperclovax": Family("model.layers", "mlp.down_proj", post_norm="post_norm2", scale="residual_multiplier"),
+    # dense layers only (moe_layers=[]); MoE layers are refused with the experts check
+    "llama4_text": Family("model.layers", "feed_forward.down_proj", act="feed_forward.activation_fn"),
+    "starcoder2": Family("model.layers", "mlp.c_proj", act="mlp.act"),
+    "phi": Family("model.layers", "mlp.fc2", act="mlp.activation_fn", final_norm="model.final_layernorm"),  # parallel
+    "persimmon": Family("model.layers", "mlp.dense_4h_to_h", act="mlp.act", final_norm="model.final_layernorm"),
+    "nanochat": Family("model.layers", "mlp.fc2", act="mlp.activation_fn"),
+    # LFM2: F.silu inside the MLP is no module, so LAPE has nothing to hook; the final norm is "embedding_norm"
+    "lfm2": Family("model.layers", "feed_forward.w2", act=None, final_norm="model.embedding_norm"),
+    "modernbert-decoder": Family("model.layers", "mlp.Wo", act="mlp.act", final_norm="model.final_norm"),
     "gpt2": Family("transformer.h", "mlp.c_proj", layout="conv1d", act="mlp.act", final_norm="transformer.ln_f"),
+    "gpt_neo": _GPT_NEO,
+    "gpt_bigcode": _GPT_NEO,
+    "gptj": _GPTJ,  # parallel: attn(ln(h)) + mlp(ln(h)) + h
+    "codegen": _GPTJ,  # parallel, as GPT-J
     # parallel or sequential residual
     "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h", act="mlp.act", final_norm="gpt_neox.final_layer_norm"),
+    "gpt_neox_japanese": Family("gpt_neox_japanese.layers", "mlp.dense_4h_to_h", act="mlp.act",
+                                final_norm="gpt_neox_japanese.final_layer_norm"),
     "bloom": Family("transformer.h", "mlp.dense_4h_to_h", act="mlp.gelu_impl", final_norm="transformer.ln_f"),
+    # Falcon: parallel (old: one shared norm; new decoder architecture: two norms) or sequential (RW); the block
+    # adds the attention output into the MLP output tensor in place, after the down-projection has returned it
+    "falcon": Family("transformer.h", "mlp.dense_4h_to_h", act="mlp.act", final_norm="transformer.ln_f"),
+    # MPT: the MLP module adds the residual itself; its down_proj output is still the contribution
+    "mpt": Family("transformer.blocks", "ffn.down_proj", act="ffn.act", final_norm="transformer.norm_f"),
+    # XGLM and OPT: fc1/fc2 sit in the block (no MLP module); OPT flattens tokens to (B*T, d) around them
+    "xglm": Family("model.layers", "fc2", act="activation_fn", final_norm="model.layer_norm"),
+    "opt": Family("model.decoder.layers", "fc2", act="activation_fn", final_norm="model.decoder.final_layer_norm"),
 }
+
+
+def _bloom(config) -> Optional[str]:
+    if getattr(config, "pretraining_tp", 1) > 1 and getattr(config, "slow_but_exact", False):
+        # BLOOM's slow_but_exact path bypasses dense_4h_to_h's forward, so hooks would never fire
+        return ("pretraining_tp > 1 with slow_but_exact=True bypasses the down-projection module; load it with "
+                "slow_but_exact=False")
+    return None
+
+
+def _opt(config) -> Optional[str]:
+    if not getattr(config, "do_layer_norm_before", True):
+        # OPT-350m: LayerNorm after the residual add, so h_{l+1} = LN(r + mlp) is not r plus a contribution
+        return ("do_layer_norm_before=False (as OPT-350m) normalises after the residual add, so no MLP neuron adds "
+                "a fixed vector to the residual stream")
+    return None
+
+
+# model_type -> check of the config: a sentence saying why this variant cannot be scored exactly, or None
+REFUSALS: dict[str, Callable[[object], Optional[str]]] = {
+    "bloom": _bloom,
+    "opt": _opt,
+}
+
+
+def refusal(model_type: str, config: object) -> Optional[str]:
+    """Why a table family's `config` describes a variant tn cannot score exactly, or None when it can."""
+    check = REFUSALS.get(model_type)
+    return check(config) if check is not None else None
+
+
+def value_rows(weight: torch.Tensor, layout: str) -> torch.Tensor:
+    """The down-projection weight as value vectors in rows, (m, d): nn.Linear stores (d, m), Conv1D (m, d)."""
+    return weight if layout == "conv1d" else weight.T
 
 
 def supported() -> str:

@@ -32,6 +32,15 @@ def last_real_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return torch.where(attention_mask.bool(), positions, -1).max(dim=1).values
 
 
+def token_grid(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """x as (B, T, width): blocks that flatten tokens before the MLP (OPT) hand its modules (B*T, width)."""
+    if x.ndim == 3:
+        return x
+    if x.ndim != 2 or x.shape[0] % batch:
+        raise ValueError(f"cannot read a tensor of shape {tuple(x.shape)} as (batch={batch}, tokens, width)")
+    return x.view(batch, -1, x.shape[-1])
+
+
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T) positions counted over real tokens only, so a left-padded row sees the same positions as alone."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)

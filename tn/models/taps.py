@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 from tn.models.adapter import ModelAdapter
+from tn.models.forward import token_grid
 
 
 class StopForward(Exception):
@@ -39,6 +40,7 @@ def _first(output: object) -> torch.Tensor:
 
 
 def _gather(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    x = token_grid(x, last.shape[0])
     return x[torch.arange(x.shape[0], device=x.device), last.to(x.device)].detach()
 
 
@@ -73,7 +75,7 @@ class LastTokenTaps:
                     down = self.adapter.down_proj(layer)
                     handles.append(down.register_forward_hook(self._down_hook(layer)))
                     if self.adapter.post_norm(layer) is not None:
-                        handles.append(self.adapter.post_norm(layer).register_forward_hook(self._store(layer, "contribution")))
+                        handles.append(self.adapter.post_norm(layer).register_forward_hook(self._post_norm_hook(layer)))
             yield self
         finally:
             for h in handles:
@@ -85,12 +87,14 @@ class LastTokenTaps:
             slot["activations"] = _gather(args[0], self.last)
             slot["down_out"] = _gather(_first(output), self.last)
             if self.adapter.post_norm(layer) is None:
-                slot["contribution"] = slot["down_out"]
+                slot["contribution"] = self.adapter.contribution(layer, slot["down_out"], None)
         return hook
 
-    def _store(self, layer: int, key: str):
+    def _post_norm_hook(self, layer: int):
         def hook(module, args, output):
-            self._pending.setdefault(layer, {})[key] = _gather(_first(output), self.last)
+            slot = self._pending.setdefault(layer, {})
+            normed = _gather(_first(output), self.last)
+            slot["contribution"] = self.adapter.contribution(layer, slot.get("down_out"), normed)
         return hook
 
     def _block_hook(self, layer: int):
