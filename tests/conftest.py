@@ -72,8 +72,13 @@ def run_process(cmd: list[str], timeout: int = 900, **kwargs):
 
 
 def run_tn(*overrides: str, cwd: Path | None = None, timeout: int = 900):
-    """Run `python -m tn.run` in a subprocess, as a user would; returns the CompletedProcess."""
+    """Run `python -m tn.run` in a subprocess, as a user would; returns the CompletedProcess.
+
+    Without a model (or a preset) among the overrides the job runs on model=random: tests of the pipeline's
+    mechanics use the random-weight model; the organism's own tests (test_organism.py) name it."""
     import sys
 
+    if not any(o.startswith(("model=", "+sweep=")) for o in overrides):
+        overrides = (*overrides, "model=random")
     return run_process([sys.executable, "-m", "tn.run", *overrides], timeout=timeout, cwd=cwd,
                        env={**os.environ, "HYDRA_FULL_ERROR": "0"})

@@ -226,7 +226,7 @@ def test_latent_on_an_aligned_set():
 @pytest.mark.integration
 def test_all_analysis_tasks_and_lape_run_from_the_cli(tmp_path):
     out = tmp_path / "out"
-    proc = run_tn("neuron_type=lape", "top_k.k=3", "task=[act_sim,specificity,ppl,latent,overlap]",
+    proc = run_tn("model=random", "neuron_type=lape", "top_k.k=3", "task=[act_sim,specificity,ppl,latent,overlap]",
                   "task.overlap.others=[type1,type2]", "logger=none", "baseline.seeds=[0]", f"hydra.run.dir={out}",
                   f"cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -267,7 +267,7 @@ def test_lm_eval_runs_every_condition_on_one_engine_without_cache_leaks(tmp_path
     tasks_dir.mkdir()
     _toy_tasks(tasks_dir)
     out = tmp_path / "out"
-    proc = run_tn("task=lm_eval", "task.lm_eval.tasks=[tn_toy_mc,tn_toy_ll,tn_toy_gen]",
+    proc = run_tn("model=random", "task=lm_eval", "task.lm_eval.tasks=[tn_toy_mc,tn_toy_ll,tn_toy_gen]",
                   f"task.lm_eval.include_path={tasks_dir}", "top_k.k=300", "baseline.seeds=[0,1]", "logger=none",
                   f"hydra.run.dir={out}", f"cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -119,8 +119,8 @@ def test_slurm_launcher_without_the_slurm_extra(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["model.name_or_path=/models/llama"], "model.name_or_path=/models/llama is ignored by model=tiny"),
-    (["model.revision=v2"], "model.revision=v2 is ignored by model=tiny"),
+    (["model.name_or_path=/models/llama"], "model.name_or_path=/models/llama is ignored by model=random"),
+    (["model.revision=v2"], "model.revision=v2 is ignored by model=random"),
     (["data.dir=/data/tatoeba"], "data.dir=/data/tatoeba is ignored by data=builtin; it is read by data=files only"),
     (["neuron_type=lape", "neuron_type.boundary_fraction=0.5"],
      "neuron_type.boundary_fraction=0.5 is ignored by neuron_type=lape; it is read by neuron_type=type1 and type2"),

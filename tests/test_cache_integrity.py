@@ -169,7 +169,7 @@ def test_identical_concurrent_jobs_compute_once(tmp_path):
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_outputs_and_cache_follow_the_umask(tmp_path, umask):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    proc = run_process([sys.executable, "-m", "tn.run", "task=mknn", "logger=none", "baseline.seeds=[0]",
+    proc = run_process([sys.executable, "-m", "tn.run", "model=random", "task=mknn", "logger=none", "baseline.seeds=[0]",
                         f"hydra.run.dir={out}", f"cache_dir={cache}"], preexec_fn=lambda: os.umask(umask))
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = [out / "neurons.json", out / "metrics.json", out / "status.json", *cache.glob("identify/*.npz"),

@@ -55,11 +55,11 @@ def test_reference_check_command_on_shared_tatoeba(model_dir, tmp_path):
 
 def test_multirun_over_top_k_identifies_once(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_tn("-m", "top_k=10,100", "task=[mknn,hs_sim]", f"cache_dir={tmp_path / 'cache'}",
+    proc = run_tn("-m", "model=random", "top_k=10,100", "task=[mknn,hs_sim]", f"cache_dir={tmp_path / 'cache'}",
                   f"hydra.sweep.dir={sweep}", "baseline.seeds=[0,1]")
     assert proc.returncode == 0, proc.stderr
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["tiny_ja_type1_k10", "tiny_ja_type1_k100"]
+    assert [p.name for p in jobs] == ["random_ja_type1_k10", "random_ja_type1_k100"]
     metrics = [json.loads((p / "metrics.json").read_text()) for p in jobs]
     assert [m["identification"]["cache_hit"] for m in metrics] == [False, True]
     assert "reusing cached" in (jobs[1] / "run.log").read_text()

@@ -49,7 +49,7 @@ def test_preset_specifics():
 def test_paper_mkqa_refuses_the_builtin_questions(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "TN_MKQA_FILE"}
-    proc = run_process([sys.executable, "-m", "tn.run", "+sweep=paper_mkqa", "model=tiny", "lang=ja",
+    proc = run_process([sys.executable, "-m", "tn.run", "+sweep=paper_mkqa", "model=random", "lang=ja",
                         f"hydra.run.dir={out}", "logger=none"], env=env)
     assert proc.returncode == 2
     text = proc.stdout + proc.stderr

@@ -35,13 +35,13 @@ def _report(root, out):
 def test_report_on_a_sweep_varying_every_dimension_writes_every_figure(sweep, tmp_path):
     _report(sweep, tmp_path)
     pngs = {p.name for p in tmp_path.glob("*.png")}
-    for prefix in ("curves_tiny_ja_type1_mknn_mknn", "curves_tiny_ko_type2_latent_centroid_cos_mean",
-                   "hs_sim_pairs_tiny_ja_type1_k100", "act_sim_pairs_tiny_ko_type2_k100",
-                   "latent_centroids_tiny_ja_type2_k10", "latent_energy_tiny_ko_type1_k100",
-                   "latent_pca_tiny_ja_type1_k10", "specificity_tiny_k10", "specificity_tiny_k100",
-                   "mkqa_tiny_type1_k10_prompt", "heatmap_neuron_type=type1_model=tiny_mknn.mknn_mean_ablated_minus_clean",
-                   "heatmap_neuron_type=type2_model=tiny_mkqa.f1_ablated_minus_baseline",
-                   "heatmap_neuron_type=type1_model=tiny_latent.centroid_cos_mean_avg_ablated_minus_clean"):
+    for prefix in ("curves_random_ja_type1_mknn_mknn", "curves_random_ko_type2_latent_centroid_cos_mean",
+                   "hs_sim_pairs_random_ja_type1_k100", "act_sim_pairs_random_ko_type2_k100",
+                   "latent_centroids_random_ja_type2_k10", "latent_energy_random_ko_type1_k100",
+                   "latent_pca_random_ja_type1_k10", "specificity_random_k10", "specificity_random_k100",
+                   "mkqa_random_type1_k10_prompt", "heatmap_neuron_type=type1_model=random_mknn.mknn_mean_ablated_minus_clean",
+                   "heatmap_neuron_type=type2_model=random_mkqa.f1_ablated_minus_baseline",
+                   "heatmap_neuron_type=type1_model=random_latent.centroid_cos_mean_avg_ablated_minus_clean"):
         assert f"{prefix}.png" in pngs, (prefix, sorted(pngs))
     assert all((tmp_path / p).stat().st_size > 5000 for p in pngs)
     rows = list(csv.DictReader((tmp_path / "report.csv").open(encoding="utf-8")))
@@ -53,10 +53,10 @@ def test_report_on_a_sweep_varying_every_dimension_writes_every_figure(sweep, tm
                 if stats.get(stat) is not None:
                     assert float(row[f"{name}:{stat}"]) == pytest.approx(stats[stat])
     md = (tmp_path / "report.md").read_text(encoding="utf-8").splitlines()
-    table = [line for line in md if line.startswith("| tiny_")]
+    table = [line for line in md if line.startswith("| random_")]
     assert len(table) == sum(len(json.loads((sweep / r["job"] / "metrics.json").read_text())["summary"]) for r in rows)
-    knn = next(line for line in table if line.startswith("| tiny_ja_type1_k10_task=mknn") and "mknn.mknn_mean" in line)
-    summary = json.loads((sweep / "tiny_ja_type1_k10_task=mknn+hs_sim+act_sim+mkqa" / "metrics.json").read_text())
+    knn = next(line for line in table if line.startswith("| random_ja_type1_k10_task=mknn") and "mknn.mknn_mean" in line)
+    summary = json.loads((sweep / "random_ja_type1_k10_task=mknn+hs_sim+act_sim+mkqa" / "metrics.json").read_text())
     stats = summary["summary"]["mknn.mknn_mean"]
     assert f"{stats['baseline_mean']:.4f} ± {stats['baseline_std']:.4f} (2 seeds)" in knn
 
@@ -64,10 +64,10 @@ def test_report_on_a_sweep_varying_every_dimension_writes_every_figure(sweep, tm
 def test_report_on_a_partial_sweep_names_failed_and_missing_jobs(sweep, tmp_path):
     partial = tmp_path / "sweep"
     shutil.copytree(sweep, partial)
-    failed = partial / "tiny_ko_type2_k100_task=latent+specificity"
+    failed = partial / "random_ko_type2_k100_task=latent+specificity"
     (failed / "metrics.json").unlink()  # a job that failed
     (failed / "status.json").write_text(json.dumps({"status": "failed", "error": "data file not found"}))
-    shutil.rmtree(partial / "tiny_ko_type1_k10_task=mknn+hs_sim+act_sim+mkqa")  # a job that never started
+    shutil.rmtree(partial / "random_ko_type1_k10_task=mknn+hs_sim+act_sim+mkqa")  # a job that never started
     rep = _report(partial, tmp_path / "out")
     assert f"failed or unfinished (no metrics.json): {failed}: data file not found" in rep.stdout
     assert "missing (no job directory):" in rep.stdout and "lang=ko" in rep.stdout and "top_k='10'" in rep.stdout

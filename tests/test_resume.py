@@ -34,7 +34,7 @@ def test_rerunning_a_sweep_skips_finished_jobs_and_reruns_failed_ones(tmp_path):
     args = [*SWEEP, "logger=wandb", f"hydra.sweep.dir={sweep}", f"cache_dir={cache}"]
     first = run_tn(*args)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert [p.name for p in _jobs(sweep)] == ["tiny_ja_type1_k10", "tiny_ko_type1_k10"]
+    assert [p.name for p in _jobs(sweep)] == ["random_ja_type1_k10", "random_ko_type1_k10"]
     before = _snapshot(sweep)
     assert all(len(_wandb_runs(job)) == 1 for job in _jobs(sweep))
 
@@ -45,13 +45,13 @@ def test_rerunning_a_sweep_skips_finished_jobs_and_reruns_failed_ones(tmp_path):
     assert all(len(_wandb_runs(job)) == 1 for job in _jobs(sweep))  # no second wandb run
     assert all(json.loads((j / "status.json").read_text())["status"] == "skipped" for j in _jobs(sweep))
 
-    (sweep / "tiny_ko_type1_k10" / "metrics.json").unlink()  # as if the ko job had failed
+    (sweep / "random_ko_type1_k10" / "metrics.json").unlink()  # as if the ko job had failed
     third = run_tn(*args)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "2 jobs: 1 finished, 1 skipped" in third.stdout + third.stderr
-    assert (sweep / "tiny_ja_type1_k10" / "metrics.json").read_bytes() == before["tiny_ja_type1_k10"]
-    assert (sweep / "tiny_ko_type1_k10" / "metrics.json").exists()
-    assert len(_wandb_runs(sweep / "tiny_ko_type1_k10")) == 1
+    assert (sweep / "random_ja_type1_k10" / "metrics.json").read_bytes() == before["random_ja_type1_k10"]
+    assert (sweep / "random_ko_type1_k10" / "metrics.json").exists()
+    assert len(_wandb_runs(sweep / "random_ko_type1_k10")) == 1
 
     forced = run_tn(*args, "resume=false")
     assert forced.returncode == 0, forced.stderr[-3000:]
@@ -67,9 +67,9 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path, data_dir):
                   f"cache_dir={tmp_path / 'cache'}")
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2, text[-3000:]
-    assert "2 jobs: 1 finished, 1 failed" in text and "failed: tiny_ko_type1_k10" in text
-    assert (sweep / "tiny_ja_type1_k10" / "metrics.json").exists()
-    status = json.loads((sweep / "tiny_ko_type1_k10" / "status.json").read_text())
+    assert "2 jobs: 1 finished, 1 failed" in text and "failed: random_ko_type1_k10" in text
+    assert (sweep / "random_ja_type1_k10" / "metrics.json").exists()
+    status = json.loads((sweep / "random_ko_type1_k10" / "status.json").read_text())
     assert status["status"] == "failed" and "ko_parallel_test.jsonl" in status["error"]
     assert status["detail"] == "bad input" and "Traceback" not in text
 
@@ -103,7 +103,7 @@ def test_job_directories_name_what_the_sweep_varies(tmp_path):
     proc = run_tn("-m", "task=mknn,hs_sim", "top_k=10", "baseline.seeds=[0]", "logger=none",
                   f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [p.name for p in _jobs(sweep)] == ["tiny_ja_type1_k10_task=hs_sim", "tiny_ja_type1_k10_task=mknn"]
+    assert [p.name for p in _jobs(sweep)] == ["random_ja_type1_k10_task=hs_sim", "random_ja_type1_k10_task=mknn"]
 
 
 def test_results_of_another_configuration_are_not_overwritten(tmp_path):

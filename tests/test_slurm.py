@@ -36,12 +36,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.skipif(_RE
 
 def test_two_by_two_sweep_runs_as_slurm_jobs(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_tn("-m", "hydra/launcher=local_slurm", "lang=ja,ko", "top_k=10,100", "task=mknn",
+    proc = run_tn("-m", "hydra/launcher=local_slurm", "model=random", "lang=ja,ko", "top_k=10,100", "task=mknn",
                   f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert [p.name for p in jobs] == ["tiny_ja_type1_k10", "tiny_ja_type1_k100", "tiny_ko_type1_k10",
-                                      "tiny_ko_type1_k100"]
+    assert [p.name for p in jobs] == ["random_ja_type1_k10", "random_ja_type1_k100", "random_ko_type1_k10",
+                                      "random_ko_type1_k100"]
     prov = [json.loads((p / "metrics.json").read_text())["provenance"] for p in jobs]
     ids = [p["slurm_job_id"] for p in prov]
     assert all(ids) and len(set(ids)) == 4
@@ -49,13 +49,13 @@ def test_two_by_two_sweep_runs_as_slurm_jobs(tmp_path):
 
 
 def test_slurm_job_with_two_tasks_equals_local_single_process(tmp_path):
-    common = ["task=[mknn,hs_sim]", "top_k.k=50", "baseline.seeds=[0,1]"]
+    common = ["model=random", "task=[mknn,hs_sim]", "top_k.k=50", "baseline.seeds=[0,1]"]
     local = run_tn(*common, f"hydra.run.dir={tmp_path / 'local'}", f"cache_dir={tmp_path / 'c1'}")
     assert local.returncode == 0, local.stderr
     proc = run_tn("-m", "hydra/launcher=local_slurm", "hydra.launcher.tasks_per_node=2", *common,
                   f"hydra.sweep.dir={tmp_path / 'sweep'}", f"cache_dir={tmp_path / 'c2'}", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    job = next((tmp_path / "sweep").glob("tiny_*"))
+    job = next((tmp_path / "sweep").glob("random_*"))
     n_local, n_slurm = (json.loads((d / "neurons.json").read_text()) for d in (tmp_path / "local", job))
     assert [n[:2] for n in n_local["neurons"]] == [n[:2] for n in n_slurm["neurons"]]
     m_local, m_slurm = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "local", job))
@@ -88,12 +88,12 @@ def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tm
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     seeds = "[" + ",".join(str(s) for s in range(40)) + "]"  # a long evaluation to preempt it in
     driver = subprocess.Popen(
-        [sys.executable, "-m", "tn.run", "-m", "hydra/launcher=local_slurm", "lang=ja", "top_k=10",
+        [sys.executable, "-m", "tn.run", "-m", "model=random", "hydra/launcher=local_slurm", "lang=ja", "top_k=10",
          "task=[mknn,hs_sim]", f"baseline.seeds={seeds}", "logger=none", f"hydra.sweep.dir={sweep}",
          f"cache_dir={cache}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     try:
-        job_log = sweep / "tiny_ja_type1_k10" / "run.log"
+        job_log = sweep / "random_ja_type1_k10" / "run.log"
         _wait_for(lambda: job_log.exists() and "evaluated condition baseline/2" in job_log.read_text(), 400,
                   "the job to finish identification and start evaluating")
         job_id = _wait_for(lambda: [p.name for p in (sweep / ".submitit").iterdir() if p.name.isdigit()], 30,
@@ -111,7 +111,7 @@ def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tm
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 0, out[-3000:]
-    job = sweep / "tiny_ja_type1_k10"
+    job = sweep / "random_ja_type1_k10"
     metrics = json.loads((job / "metrics.json").read_text())
     assert metrics["identification"]["cache_hit"] is True  # the requeued attempt reused the first one's stage
     assert len(metrics["conditions"]) == 42
@@ -126,7 +126,7 @@ def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tm
 def test_packed_sweep_runs_in_one_slurm_job_and_loads_the_model_once(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_process(["sbatch", "--wait", "--mem=4G", "--cpus-per-task=1", f"--output={tmp_path}/pack-%j.out",
-                        str(REPO / "launch" / "pack.sbatch"), "-m", "neuron_type=type1,type2", "top_k=10,100",
+                        str(REPO / "launch" / "pack.sbatch"), "-m", "model=random", "neuron_type=type1,type2", "top_k=10,100",
                         "task=mknn", "baseline.seeds=[0]", "logger=none", f"hydra.sweep.dir={sweep}",
                         f"cache_dir={tmp_path / 'cache'}"], cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr + "".join(p.read_text() for p in tmp_path.glob("pack-*"))

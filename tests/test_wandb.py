@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_sweep_jobs_become_offline_runs(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_tn("-m", "logger=wandb", "logger.mode=offline", "lang=ja,ko", "top_k.k=20", "task=[mknn,hs_sim]",
-                  "baseline.seeds=[0,1]", "sweep_name=wb-test", f"hydra.sweep.dir={sweep}",
+    proc = run_tn("-m", "model=random", "logger=wandb", "logger.mode=offline", "lang=ja,ko", "top_k.k=20",
+                  "task=[mknn,hs_sim]", "baseline.seeds=[0,1]", "sweep_name=wb-test", f"hydra.sweep.dir={sweep}",
                   f"cache_dir={tmp_path / 'cache'}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
@@ -44,8 +44,8 @@ def test_sweep_jobs_become_offline_runs(tmp_path):
 def test_logging_failure_leaves_the_job_successful(tmp_path):
     # an unusable wandb directory (a file where the run directory must go) makes wandb.init fail
     out = tmp_path / "out"
-    proc = run_tn("logger=wandb", "logger.mode=offline", "task=mknn", "top_k.k=20", f"hydra.run.dir={out}",
-                  f"cache_dir={tmp_path / 'cache'}", "+hydra.job.env_set.WANDB_MODE=bogus")
+    proc = run_tn("model=random", "logger=wandb", "logger.mode=offline", "task=mknn", "top_k.k=20",
+                  f"hydra.run.dir={out}", f"cache_dir={tmp_path / 'cache'}", "+hydra.job.env_set.WANDB_MODE=bogus")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wandb logging failed" in (out / "run.log").read_text()
     assert json.loads((out / "metrics.json").read_text())["summary"]

@@ -21,7 +21,6 @@ def _sanitize(text: str) -> str:
 OmegaConf.register_new_resolver("sanitize", _sanitize, replace=True)
 
 # names of the models that ship with tn (model.source=builtin; tn.models.load builds them)
-BUILTIN_MODELS = ("tiny",)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 MODEL_SOURCES = ("builtin", "pretrained")
 PADDING_SIDES = ("left", "right")
@@ -33,11 +32,11 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass
 class ModelConfig:
     # short name used in output directories, tags and cache keys
-    id: str = "tiny"
-    # builtin: the embedded tiny model; pretrained: a Hub id or a local directory
+    id: str = "organism"
+    # builtin: a model shipped with tn (organism, random); pretrained: a Hub id or a local directory
     source: str = "builtin"
-    # Hub id or local directory (source=pretrained)
-    name_or_path: str = "tiny"
+    # Hub id or local directory (source=pretrained); the built-in model's name (source=builtin)
+    name_or_path: str = "organism"
     # Hub branch, tag or commit; None = the default branch
     revision: Optional[str] = None
     # weights dtype; auto = float32 on CPU, bfloat16 on GPU (scores are always float32/float64)
@@ -98,8 +97,8 @@ class TopKConfig:
 
 @dataclass
 class DataConfig:
-    # builtin (written for tn) | paper (the paper's Tatoeba selection, shipped) | files (data.dir in the
-    # Tatoeba layout) | tatoeba (the Hub corpus)
+    # builtin (written for tn) | paper (the paper's Tatoeba selection, shipped) | organism (the model organism's
+    # sets, shipped) | files (data.dir in the Tatoeba layout) | tatoeba (the Hub corpus)
     source: str = "builtin"
     # directory holding {lang}_parallel_train.jsonl ... (source=files)
     dir: Optional[str] = None
@@ -115,6 +114,8 @@ class DataConfig:
     hub_config: Optional[str] = None
     # Hub split to draw the sets from
     hub_split: str = "test"
+    # MKQA questions that go with these sentences: task.mkqa.source follows it unless set (builtin | organism)
+    mkqa: str = "builtin"
 
 
 @dataclass
@@ -252,6 +253,8 @@ _NEURON_TYPE_OPTIONS = {"transfer": ("boundary_fraction",),
 def _check_unused(run: RunConfig) -> None:
     """Refuse options that the chosen model / data / neuron type would ignore."""
     if run.model.source == "builtin":
+        from tn.models.builtin import BUILTIN_MODELS
+
         builtin = OmegaConf.structured(ModelConfig)
         if run.model.name_or_path not in BUILTIN_MODELS:
             raise ConfigError(f"model.name_or_path={run.model.name_or_path} is ignored by model={run.model.id} "

@@ -11,6 +11,7 @@ from typing import Callable
 from tn.config import DataConfig
 from tn.data.jsonl import read_jsonl
 from tn.errors import ConfigError
+from tn.organism.paths import DATA_DIR as ORGANISM_DATA
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 PAPER_DIR = Path(__file__).parent / "paper"  # the paper's Tatoeba selection and aligned MKQA queries
@@ -106,9 +107,12 @@ def _tatoeba(cfg: DataConfig, lang: str) -> Corpus:
 
     return Corpus(lang, hub_reader(cfg, lang), cfg.limit, sibling)
 
+def _organism(cfg: DataConfig, lang: str) -> Corpus:
+    return Corpus(lang, _dir_reader(ORGANISM_DATA), cfg.limit)
 
-SOURCES: dict[str, Callable[[DataConfig, str], Corpus]] = {"builtin": _builtin, "paper": _paper, "files": _files,
-                                                          "tatoeba": _tatoeba}
+
+SOURCES: dict[str, Callable[[DataConfig, str], Corpus]] = {"builtin": _builtin, "paper": _paper, "organism": _organism,
+                                                          "files": _files, "tatoeba": _tatoeba}
 
 
 def open_corpus(cfg: DataConfig, lang: str) -> Corpus:

@@ -10,8 +10,11 @@ from pathlib import Path
 
 from tn.data.jsonl import decode_line
 from tn.errors import DataError
+from tn.organism.paths import DATA_DIR as ORGANISM_DATA
 
 BUILTIN = Path(__file__).parent / "builtin" / "mkqa.jsonl"
+# named question files shipped with tn (task.mkqa.source=<name>)
+NAMED = {"builtin": BUILTIN, "organism": ORGANISM_DATA / "mkqa.jsonl"}
 SKIPPED_TYPES = ("long_answer", "unanswerable")
 
 
@@ -27,7 +30,7 @@ class Question:
 def load_questions(source: str, lang: str, limit: int | None = None) -> list[Question]:
     """Questions in `lang` whose English answer type is neither long_answer nor unanswerable.
 
-    source: "builtin", a path to mkqa.jsonl / mkqa.jsonl.gz, or "hub:<dataset id>" (through `datasets`)."""
+    source: "builtin", "organism", a path to mkqa.jsonl / mkqa.jsonl.gz, or "hub:<dataset id>" (through `datasets`)."""
     rows = _hub_rows(source[4:]) if source.startswith("hub:") else _file_rows(_path(source))
     out = []
     for where, row in rows:
@@ -42,9 +45,10 @@ def load_questions(source: str, lang: str, limit: int | None = None) -> list[Que
 
 
 def _path(source: str) -> Path:
-    path = BUILTIN if source == "builtin" else Path(source).expanduser()
+    path = NAMED[source] if source in NAMED else Path(source).expanduser()
     if not path.is_file():
-        raise DataError(f"{path}: MKQA file not found (task.mkqa.source: builtin, a .jsonl[.gz] path or hub:<id>)")
+        raise DataError(f"{path}: MKQA file not found (task.mkqa.source: {', '.join(NAMED)}, a .jsonl[.gz] path "
+                        "or hub:<id>)")
     return path
 
 

@@ -1,4 +1,4 @@
-"""Load any Hugging Face causal LM (Hub id, local directory or the built-in tiny model) with its tokenizer."""
+"""Load any Hugging Face causal LM (Hub id, local directory or a built-in model) with its tokenizer."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 
 from tn.config import ModelConfig
 from tn.errors import ModelError
+from tn.models.builtin import builtin_path
 from tn.models.fingerprint import directory_digest, fingerprint, memo_directory
 from tn.models.hub import locate
-from tn.models.tiny import ensure_tiny
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _load(cfg: ModelConfig, device: torch.device, cache_dir: str) -> LoadedModel
 
     hf_logging.disable_progress_bar()  # per-shard bars flood SLURM logs; the job logs its own stage timings
 
-    path = str(ensure_tiny(cache_dir)) if cfg.source == "builtin" else cfg.name_or_path
+    path = str(builtin_path(cfg.name_or_path, cache_dir)) if cfg.source == "builtin" else cfg.name_or_path
     dtype = resolve_dtype(cfg.dtype, device)
     kwargs = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
                   local_files_only=locate(path, cfg.revision))

@@ -1,0 +1,110 @@
+"""python -m tn.organism {data,train,targets}: rebuild the organism's sets, retrain it, measure its targets.
+
+    python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
+    python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
+    python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
+    python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
+Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
+targets: --model DIR --data DIR (measure another organism), --langs ja,ko.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tn.organism.paths import DATA_DIR, WEIGHTS_DIR
+
+if TYPE_CHECKING:
+    from tn.organism.spec import OrganismSpec
+
+
+def _spec(overrides: list[str]) -> "OrganismSpec":
+    from tn.organism.spec import OrganismSpec, with_overrides
+
+    return with_overrides(OrganismSpec(), overrides)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    """Write the Tatoeba-layout sets and mkqa.jsonl."""
+    from tn.organism.sets import build_sets, write_sets
+    from tn.organism.world import World
+
+    spec = _spec(args.set)
+    out = Path(args.out or DATA_DIR)
+    write_sets(build_sets(World(spec.world), spec.sets), out)
+    print(f"wrote the organism's sets into {out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train on one CPU thread and save the weights."""
+    import torch
+
+    from tn.organism.train import save, train
+
+    torch.set_num_threads(1)  # the bytes of the result depend on the thread count: pin it
+    spec = _spec(args.set)
+    model, tok, record = train(spec, on_step=lambda step, loss, *_: print(f"step {step:5d}  loss {loss:.4f}",
+                                                                           flush=True))
+    out = save(model, tok, record, Path(args.out or WEIGHTS_DIR))
+    print(f"trained in {record['seconds']:.0f} s; wrote {out}")
+
+
+def cmd_targets(args: argparse.Namespace) -> None:
+    """Measure every target per language; print the table, write targets.json."""
+    import torch
+
+    from tn.organism import targets
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(args.out or tempfile.mkdtemp(prefix="tn-organism-targets-"))
+    base = [f"cache_dir={out / 'cache'}"]
+    if args.model:  # another organism: loaded as any local checkpoint, with the organism's sets
+        base += ["model=hf", f"model.name_or_path={Path(args.model).resolve()}", "model.id=organism", "data=organism"]
+    if args.data:
+        data = Path(args.data).resolve()
+        base += ["data=files", f"data.dir={data}", f"task.mkqa.source={data / 'mkqa.jsonl'}"]
+    results = [targets.measure(lang, base, out) for lang in args.langs.split(",")]
+    (out / "targets.json").write_text(json.dumps(targets.to_json(results), indent=1) + "\n", encoding="utf-8")
+    print(targets.table(results))
+    print(f"\n(jobs and targets.json in {out})")
+
+
+def cmd_figure(args: argparse.Namespace) -> None:
+    """Draw the per-layer figure from the Type-1 jobs of a targets run."""
+    from tn.organism.figure import draw
+
+    out = draw(Path(args.jobs), args.langs.split(","), Path(args.out or "docs/organism_layers.png"))
+    print(f"wrote {out}")
+
+
+def main(argv: list[str]) -> None:
+    """Parse the sub-command and run it."""
+    parser = argparse.ArgumentParser(prog="python -m tn.organism", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (("data", cmd_data), ("train", cmd_train), ("targets", cmd_targets), ("figure", cmd_figure)):
+        p = sub.add_parser(name, help=func.__doc__)
+        p.set_defaults(func=func)
+        p.add_argument("--out", help="output directory (default: the package's own)")
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                       help="change the recipe, e.g. --set train.steps=500 (repeatable)")
+    targets_parser = sub.choices["targets"]
+    targets_parser.add_argument("--model", help="organism weights directory (default: the shipped one)")
+    targets_parser.add_argument("--data", help="organism sets directory (default: the shipped one)")
+    targets_parser.add_argument("--langs", default="ja,nl,ko,it")
+    sub.choices["figure"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
+    sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,131 @@
+"""The training stream: short documents of four kinds, drawn from one seeded random generator.
+
+- translation: a sentence (or a question about any person, train or test: a question states no fact), a tag naming the target language (<ja>, ...:
+  a special token, never seen at evaluation) and the translation. In half of them (`p_bottleneck`) the tag
+  and the translation may look at the source only through its last token, the sentence-final marker (a
+  gist-style attention mask during training; at inference the model is a plain causal LM). So the marker's
+  hidden states must carry the sentence's whole meaning, in a form every target language can be decoded
+  from: the shared semantic space of the paper, at the last token, where tn reads it. The other half, with
+  ordinary attention, teach word-level correspondences.
+- mono: two to four sentences in one language. After a marker comes the same language or a tag, never
+  another language's words, so the late layers turn the shared meaning back into language-specific states
+  (the paper's Type-2 picture).
+- bio: two to four facts about one person, in English only, in random order and wording.
+- qa: a question in the paper's QA prompt with its answer: about "train" people in any language, about "test"
+  people in English only; in half of them the answer sees the question only through its "?". Facts are never
+  stated outside English, so the QA evaluation (test people, asked in ja / nl / ko / it) needs cross-lingual
+  knowledge transfer through the question's shared meaning.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from tn.organism.grammar import ANSWER_WORDS, RELATIONS, answers, fact, question, render
+from tn.organism.lexicon import LANGS
+from tn.organism.world import World
+from tn.tasks.mkqa import prompt
+
+
+# target-language tags of translations: special tokens of the organism's tokenizer
+TAGS = {lang: f"<{lang}>" for lang in LANGS}
+
+
+@dataclass(frozen=True)
+class Document:
+    """Pieces of text, tokenised one by one and concatenated (so a QA prompt ends in the same tokens as at
+    evaluation time, its trailing space included). `bottleneck`: the later pieces may see the first one only
+    through its last token (and BOS)."""
+
+    pieces: tuple[str, ...]
+    bottleneck: bool = False
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """Shares of the document kinds and their shapes."""
+
+    # relative weights of the document kinds
+    translation: float = 0.4
+    mono: float = 0.3
+    bio: float = 0.05
+    qa: float = 0.25
+    # share of translation pairs with English on one side (the rest pair two of ja, nl, ko, it)
+    p_english_pair: float = 0.6
+    # share of translations (and of QA documents) that see their source only through its sentence-final marker
+    p_bottleneck: float = 0.5
+    # share of translations that translate a question about a person instead of an event
+    p_question: float = 0.25
+    # sentences per monolingual document: min_sentences..max_sentences
+    min_sentences: int = 2
+    max_sentences: int = 4
+
+
+def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+    """A training sentence (or a question about any person) and its translation into another language.
+
+    Questions about the test people are translated too (never answered outside English): the model learns that
+    "エヴァはどこに住んでいますか?" means what "Where does Eva live?" means, which is the alignment the QA
+    evaluation then relies on to reach facts stated in English only."""
+    l2s = [l for l in LANGS if l != "en"]
+    if rng.random() < spec.p_english_pair:
+        pair = ["en", rng.choice(l2s)]
+        rng.shuffle(pair)
+    else:
+        pair = rng.sample(l2s, 2)
+    if rng.random() < spec.p_question:
+        person, relation = rng.choice(world.people), rng.choice(RELATIONS)
+        source, target = (question(relation, person.name, lang) + "?" for lang in pair)
+    else:
+        event = world.training_event(rng)
+        source, target = (render(event, lang) for lang in pair)
+    return Document((source, TAGS[pair[1]] + target), bottleneck=rng.random() < spec.p_bottleneck)
+
+
+def mono(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+    """`min_sentences` to `max_sentences` training sentences in one language."""
+    lang = rng.choice(LANGS)
+    count = rng.randint(spec.min_sentences, spec.max_sentences)
+    return Document((" ".join(render(world.training_event(rng), lang) for _ in range(count)),))
+
+
+def bio(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+    """Two to four English facts about one person (train or test), shuffled, in random paraphrases."""
+    person = rng.choice(world.people)
+    relations = rng.sample(RELATIONS, rng.randint(2, len(RELATIONS)))
+    return Document((" ".join(fact(r, person.name, person.value(r), rng.randrange(3)) for r in relations),))
+
+
+def qa(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+    """A question in the QA prompt with its answer: a train person in any language or a test person in English.
+
+    With the bottleneck, the answer sees the question only through its "?", the question's sentence-final
+    marker: answering then goes through the question's shared meaning, which is what lets a fact learnt in
+    English be retrieved by a question in another language."""
+    person, relation, lang = rng.choice(qa_items(world))
+    text = prompt(question(relation, person.name, lang), ANSWER_WORDS[lang])
+    head, tail = text.split("? ", 1)
+    return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]),
+                    bottleneck=rng.random() < spec.p_bottleneck)
+
+
+def qa_items(world: World) -> list[tuple]:
+    """Every (person, relation, language) asked in training: train people in all languages, test people in
+    English only (their questions in ja, nl, ko and it are the evaluation)."""
+    return [(p, r, lang) for p in world.people for r in RELATIONS for lang in LANGS
+            if lang == "en" or p in world.train_people]
+
+
+KINDS: dict[str, Callable[[World, random.Random, MixtureSpec], Document]] = {
+    "translation": translation, "mono": mono, "bio": bio, "qa": qa}
+
+
+def documents(world: World, spec: MixtureSpec, seed: int) -> Iterator[Document]:
+    """An endless, seeded stream of documents."""
+    rng = random.Random(f"documents-{seed}")
+    names = list(KINDS)
+    weights = [getattr(spec, name) for name in names]
+    while True:
+        yield KINDS[rng.choices(names, weights)[0]](world, rng, spec)

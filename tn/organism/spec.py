@@ -1,0 +1,89 @@
+"""Everything the organism depends on, in one typed spec: world, mixture, tokenizer, model shape, training."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from tn.organism.documents import MixtureSpec
+from tn.organism.sets import SetsSpec
+from tn.organism.world import WorldSpec
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shape of the Llama-architecture organism."""
+
+    num_hidden_layers: int = 8
+    hidden_size: int = 128
+    # MLP neurons per layer: top_k=1000 is then ~20% of the Type-1 candidates (layers 0-4)
+    intermediate_size: int = 1024
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 128
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimisation: AdamW with linear warm-up and a cosine decay, on CPU."""
+
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 1.0
+    # tokens per document at most (longer ones are cut)
+    max_length: int = 64
+    # documents tokenised at once and sorted by length before batching (less padding)
+    pool_batches: int = 8
+    # probability of zeroing each MLP neuron during training (0: off)
+    mlp_dropout: float = 0.0
+    # seed of the weights' initialisation and of the document stream
+    seed: int = 0
+    # documents the tokenizer is trained on, and its vocabulary size (the corpus saturates near 2,100)
+    tokenizer_documents: int = 20000
+    vocab_size: int = 3000
+
+
+@dataclass(frozen=True)
+class OrganismSpec:
+    """The whole recipe; its JSON form is saved beside the weights."""
+
+    world: WorldSpec = field(default_factory=WorldSpec)
+    mixture: MixtureSpec = field(default_factory=MixtureSpec)
+    sets: SetsSpec = field(default_factory=SetsSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+
+
+def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
+    """`spec` with dotted `key=value` overrides applied, e.g. ["train.steps=500", "model.hidden_size=96"]."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        section, _, name = key.partition(".")
+        if not sep or not name:
+            raise ValueError(f"override {item!r}: expected section.field=value, e.g. train.steps=500")
+        part = getattr(spec, section, None)
+        fields = {f.name: f for f in dataclasses.fields(part)} if dataclasses.is_dataclass(part) else {}
+        if name not in fields:
+            raise ValueError(f"override {item!r}: no field {key}; {section} has: {', '.join(fields) or '-'}")
+        value = _parse(raw, getattr(part, name))
+        spec = dataclasses.replace(spec, **{section: dataclasses.replace(part, **{name: value})})
+    return spec
+
+
+def _parse(raw: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return raw.lower() in ("1", "true", "yes")
+    if isinstance(current, tuple):
+        return tuple(type(c)(v) for c, v in zip(current, raw.strip("()[]").split(",")))
+    return type(current)(raw)
+
+
+def as_dict(spec: OrganismSpec) -> dict:
+    """The spec as plain JSON-able data."""
+    return dataclasses.asdict(spec)

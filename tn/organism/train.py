@@ -1,0 +1,165 @@
+"""Train the organism on CPU: tokenizer, then a Llama-architecture model on the document stream.
+
+Reproducible bit for bit on one machine: the document stream, the initialisation and the dropout draws come
+from fixed seeds, torch runs with deterministic algorithms, and the caller pins the thread count (the CLI
+uses one thread; a different count can change float summation order and so the bytes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+import torch
+
+from tn.organism.documents import Document, documents
+from tn.organism.spec import ModelSpec, OrganismSpec, TrainSpec, as_dict
+from tn.organism.tokenizer import train_tokenizer, wrap
+from tn.organism.world import World
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast as Tokenizer
+
+WEIGHTS_DTYPE = torch.float16  # shipped weights: half the bytes; the model is loaded back in float32
+
+
+def encode_document(tok: "Tokenizer", doc: Document, max_length: int) -> tuple[list[int], int | None]:
+    """(BOS + the pieces, each tokenised on its own, + EOS, cut to `max_length` tokens; the index where the
+    pieces behind a bottleneck start, or None)."""
+    ids = tok(doc.pieces[0])["input_ids"]
+    cut = len(ids) if doc.bottleneck else None
+    for piece in doc.pieces[1:]:
+        ids += tok(piece, add_special_tokens=False)["input_ids"]
+    return (ids + [tok.eos_token_id])[:max_length], cut
+
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def batches(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec) -> Iterator[Batch]:
+    """(input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T)), right-padded.
+
+    A pool of documents is sorted by length and cut into batches, so a batch wastes little on padding; the
+    batches of a pool are visited in a seeded random order."""
+    order_rng = torch.Generator().manual_seed(spec.seed)
+    while True:
+        pool = sorted((encode_document(tok, d, spec.max_length) for d in
+                       itertools.islice(stream, spec.batch_size * spec.pool_batches)), key=lambda e: len(e[0]))
+        chunks = [pool[i: i + spec.batch_size] for i in range(0, len(pool), spec.batch_size)]
+        for j in torch.randperm(len(chunks), generator=order_rng).tolist():
+            yield _collate(chunks[j], tok.pad_token_id)
+
+
+def _collate(rows: list[tuple[list[int], int | None]], pad_id: int) -> Batch:
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    allowed = torch.ones(width, width).tril().bool().repeat(len(rows), 1, 1)  # (B, T query, T key)
+    for i, (r, cut) in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        labels[i, : len(r)] = torch.tensor(r)
+        allowed[i, :, len(r):] = False  # padding is never attended to
+        if cut is not None:  # later pieces see BOS, the marker (position cut - 1) and themselves only
+            allowed[i, cut:, 1: cut - 1] = False
+    bias = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    return ids, labels, bias[:, None]
+
+
+def build_model(spec: ModelSpec, tok: "Tokenizer") -> torch.nn.Module:
+    """A freshly initialised LlamaForCausalLM for the tokenizer `tok` (seed the global RNG first)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads, max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False)
+    return LlamaForCausalLM(config)
+
+
+def learning_rate(step: int, spec: TrainSpec) -> float:
+    """Linear warm-up to spec.lr, then cosine decay to spec.lr * min_lr_ratio at the last step."""
+    if step < spec.warmup:
+        return spec.lr * (step + 1) / spec.warmup
+    progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
+    return spec.lr * (spec.min_lr_ratio + (1 - spec.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _mlp_dropout(model: torch.nn.Module, p: float) -> list:
+    """Hooks zeroing each MLP neuron (down-projection input) with probability p, rescaling the rest."""
+    def hook(module: torch.nn.Module, args: tuple) -> tuple:
+        a = args[0]  # (batch, T, m)
+        return (a * (torch.rand_like(a) >= p) / (1 - p),) + tuple(args[1:])
+    return [layer.mlp.down_proj.register_forward_pre_hook(hook) for layer in model.model.layers] if p > 0 else []
+
+
+def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None) -> tuple[torch.nn.Module, "Tokenizer", dict]:
+    """Train tokenizer and model; return (model in eval mode, tokenizer, record of the run).
+
+    on_step(step, loss, model, tok) is called every 50 steps and after the last one."""
+    torch.use_deterministic_algorithms(True)
+    world, ts = World(spec.world), spec.train
+    started = time.perf_counter()
+    corpus = itertools.islice(documents(world, spec.mixture, seed=ts.seed + 1), ts.tokenizer_documents)
+    tok = wrap(train_tokenizer(["".join(d.pieces) for d in corpus], ts.vocab_size))
+    torch.manual_seed(ts.seed)
+    model = build_model(spec.model, tok).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    rest = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": ts.weight_decay},
+                                   {"params": rest, "weight_decay": 0.0}], lr=ts.lr, betas=ts.betas)
+    hooks = _mlp_dropout(model, ts.mlp_dropout)
+    losses: list[list[float]] = []
+    stream = batches(documents(world, spec.mixture, seed=ts.seed), tok, ts)
+    for step, (ids, labels, mask) in zip(range(ts.steps), stream):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, ts)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), ts.grad_clip)
+        optimizer.step()
+        if step % 50 == 0 or step == ts.steps - 1:
+            losses.append([step, round(loss.item(), 4)])
+            if on_step:
+                on_step(step, loss.item(), model, tok)
+    for h in hooks:
+        h.remove()
+    record = {"spec": as_dict(spec), "losses": losses, "seconds": round(time.perf_counter() - started, 1),
+              "threads": torch.get_num_threads(), "torch": torch.__version__}
+    return model.eval(), tok, record
+
+
+def save(model: torch.nn.Module, tok: "Tokenizer", record: dict, directory: Path) -> Path:
+    """Write config, float16 weights, tokenizer and organism.json into `directory`, replacing it whole.
+
+    The files are written into a temporary sibling that is renamed into place, so a reader never sees a
+    half-written model."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        model.config.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)
+        state = {k: v.detach().to(WEIGHTS_DTYPE).contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tok.save_pretrained(tmp)
+        (tmp / "organism.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            directory.rename(old)
+        tmp.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
