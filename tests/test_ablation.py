@@ -11,7 +11,7 @@ from tests.families import build
 from tn.ablate.baseline import random_baseline
 from tn.ablate.context import Ablation
 from tn.ablate.positions import MODES
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import encode
 from tn.neurons import NeuronSet

@@ -15,7 +15,7 @@ from tests.conftest import run_tn
 from tests.families import build
 from tn.config import RunConfig
 from tn.data.corpus import BUILTIN_DIR
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.lape import lape_scores
 from tn.models.adapter import ModelAdapter
 from tn.neurons import NeuronSet

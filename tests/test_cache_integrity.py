@@ -18,7 +18,7 @@ import torch
 
 from tests.conftest import builtin_corpus, run_process, run_tn, save_model
 from tn.config import ModelConfig, RunConfig
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 from tn.models.fingerprint import file_digest, memo_directory

@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import SHARED, builtin_corpus, run_tn
 from tn.config import RunConfig
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 

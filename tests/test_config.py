@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_dir
 
 from tests.conftest import REPO
 from tn.config import to_run_config
-from tn.overrides import quote_numeric_choices
-from tn.errors import ConfigError
+from tn.infra.overrides import quote_numeric_choices
+from tn.infra.errors import ConfigError
 from tn.identify.layers import boundary, candidate_layers, parse_layers
 from tn.tasks.base import task_options
 

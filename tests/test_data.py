@@ -11,7 +11,7 @@ from tn.config import DataConfig
 from tn.data.corpus import BUILTIN_DIR, open_corpus
 from tn.data.jsonl import read_jsonl
 from tn.data.tatoeba import build_sets, rows_to_pairs
-from tn.errors import ConfigError, DataError
+from tn.infra.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("lang", ["ja", "nl", "ko", "it", "fr", "de", "es", "zh"])

@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import builtin_corpus
 from tn.config import ModelConfig, RunConfig
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 from tn.models.load import load_model

@@ -16,8 +16,8 @@ from tests.families import build, randomise
 from tests.test_device_map import OFFLOAD, _load
 from tests.toy import ToyConfig, ToyLM
 from tn.config import RunConfig
-from tn.dist import World
-from tn.errors import ModelError
+from tn.infra.dist import World
+from tn.infra.errors import ModelError
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 

@@ -14,7 +14,7 @@ import transformers as T
 from tests.conftest import builtin_corpus
 from tests.families import CASES, FAMILY_NAMES, README, build, model_type, randomise, readme_block, readme_paragraph
 from tests.test_scores import assert_matches_brute_force
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.adapter import ModelAdapter
 from tn.models.families import FAMILIES
 from tn.models.forward import Batch, encode, forward
@@ -141,7 +141,7 @@ def test_models_in_bfloat16_verify_in_float64_replicas():
 
 def test_lape_reads_blocks_that_flatten_tokens(tiny_tokenizer):
     """LAPE's per-token counts on OPT (activation output (B*T, m)) equal a count over each sentence run alone."""
-    from tn.dist import World
+    from tn.infra.dist import World
     from tn.identify.lape import activation_probability
 
     model = build("opt")

@@ -11,8 +11,8 @@ import torch
 from tests.conftest import builtin_corpus, run_tn
 from tests.families import build, tokenizer
 from tn.config import RunConfig
-from tn.dist import World
-from tn.errors import NonFiniteError
+from tn.infra.dist import World
+from tn.infra.errors import NonFiniteError
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 from tn.models.guard import FiniteGuard

@@ -13,8 +13,8 @@ from tests.conftest import builtin_corpus
 from tests.families import build
 from tn.config import RunConfig
 from tn.data.mkqa import load_questions
-from tn.dist import World
-from tn.errors import DataError
+from tn.infra.dist import World
+from tn.infra.errors import DataError
 from tn.generate import greedy_generate
 from tn.models.adapter import ModelAdapter
 from tn.neurons import NeuronSet

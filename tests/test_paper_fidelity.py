@@ -96,7 +96,7 @@ def test_final_norm_centroid_reproduces_the_released_codes_last_layer():
     from tests.conftest import builtin_corpus
     from tests.families import build, tokenizer
     from tn.config import RunConfig
-    from tn.dist import World
+    from tn.infra.dist import World
     from tn.identify.run import identify
     from tn.models.adapter import ModelAdapter
 

@@ -11,7 +11,7 @@ from tests import reference
 from tests.conftest import builtin_corpus
 from tests.families import FAMILY_NAMES, STRUCTURAL, build
 from tn.config import RunConfig
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 

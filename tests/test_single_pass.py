@@ -10,7 +10,7 @@ import torch
 from tests.conftest import builtin_corpus
 from tests.families import build, tokenizer
 from tn.config import RunConfig
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.buffer import ReadBuffer
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter

@@ -10,7 +10,7 @@ from tests import reference
 from tests.conftest import builtin_corpus
 from tests.families import build
 from tn.config import RunConfig
-from tn.dist import World
+from tn.infra.dist import World
 from tn.models.adapter import ModelAdapter
 from tn.represent import last_token_states
 from tn.tasks.base import Condition, TaskContext, task_class, task_options

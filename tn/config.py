@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from tn.errors import ConfigError, check_choice
+from tn.infra.errors import ConfigError, check_choice
 from tn.sweeps import naming as _naming  # noqa: F401  (registers the directory-name resolvers)
 
 def _sanitize(text: str) -> str:

@@ -8,11 +8,11 @@ from typing import Sequence
 import torch
 
 from tn.ablate.context import Ablation
-from tn.dist import World, gather_ordered
+from tn.infra.dist import World, gather_ordered
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import encode, rank_order
 from tn.neurons import NeuronSet
-from tn.progress import progress
+from tn.infra.progress import progress
 
 
 def greedy_generate(model, tokenizer, adapter: ModelAdapter, prompts: Sequence[str], *, max_new_tokens: int,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from tn.ablate import conditions
 from tn.ablate.conditions import Condition
-from tn.atomic import remove_stale_temporaries, write_json
+from tn.infra.atomic import remove_stale_temporaries, write_json
 from tn.config import RunConfig
 from tn.data.corpus import open_corpus
-from tn.dist import World
-from tn.errors import ConfigError
+from tn.infra.dist import World
+from tn.infra.errors import ConfigError
 from tn.identify.layers import candidate_layers, neuron_kind
 from tn.identify.run import Identification, identify
 from tn.loggers import make_logger
@@ -24,7 +24,7 @@ from tn.models.adapter import ModelAdapter
 from tn.models.guard import FiniteGuard
 from tn.models.load import load_model
 from tn.neurons import NeuronSet
-from tn.provenance import provenance
+from tn.infra.provenance import provenance
 from tn.summary import format_table, summarize
 from tn.sweeps.guard import sweep_values
 from tn.sweeps.resume import clear_results, decide

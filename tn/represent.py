@@ -8,12 +8,12 @@ from typing import Callable, Sequence
 import torch
 
 from tn.ablate.context import Ablation
-from tn.dist import World, all_reduce_sum
+from tn.infra.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps, LayerRead
 from tn.neurons import NeuronSet
-from tn.progress import batches_of, progress
+from tn.infra.progress import batches_of, progress
 
 
 def _run(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], layers: list[int], mlp: bool,

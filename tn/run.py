@@ -24,8 +24,8 @@ def main(cfg: DictConfig) -> None:
     Bad input stops a single run with one line and exit status 2. In a sweep a failing job records its error
     in status.json and the other jobs still run; the sweep ends with a summary and a non-zero status."""
     from tn.config import to_run_config
-    from tn.errors import TnError
-    from tn.launch_env import export_submitit_distributed_env
+    from tn.infra.errors import TnError
+    from tn.infra.launch_env import export_submitit_distributed_env
     from tn.pipeline import run_job
 
     export_submitit_distributed_env()
@@ -70,7 +70,7 @@ def refuse_sweep_under_launcher(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from tn.overrides import check_launcher_installed, pin_run_dir_across_ranks, quote_numeric_choices
+    from tn.infra.overrides import check_launcher_installed, pin_run_dir_across_ranks, quote_numeric_choices
 
     refuse_sweep_under_launcher(sys.argv)
     check_launcher_installed(sys.argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 from tn.neurons import NeuronSet
 
 

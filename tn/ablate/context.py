@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from tn.ablate.positions import MODES, NEEDS_PROMPT, zero_positions
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import token_grid
 from tn.neurons import NeuronSet

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from tn.atomic import write_json
+from tn.infra.atomic import write_json
 from tn.bench import evaluation, identification, process
 from tn.bench.setup import SIZES, build, sentences
 

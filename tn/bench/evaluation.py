@@ -8,7 +8,7 @@ import torch
 from tn.ablate.context import Ablation
 from tn.bench.setup import paired_times
 from tn.data.mkqa import load_questions
-from tn.dist import World
+from tn.infra.dist import World
 from tn.generate import greedy_generate
 from tn.identify.layers import candidate_layers
 from tn.models.adapter import ModelAdapter

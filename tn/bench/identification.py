@@ -9,7 +9,7 @@ import torch
 from tn.bench.setup import paired_times
 from tn.config import RunConfig
 from tn.data.corpus import Corpus
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.layers import candidate_layers
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter

@@ -10,7 +10,7 @@ import torch
 
 from tn.bench.identification import config, corpus_of
 from tn.bench.setup import SIZES, build, sentences
-from tn.dist import World
+from tn.infra.dist import World
 from tn.identify.run import identify
 from tn.models.adapter import ModelAdapter
 

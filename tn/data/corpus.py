@@ -10,7 +10,7 @@ from typing import Callable
 
 from tn.config import DataConfig
 from tn.data.jsonl import read_jsonl
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 from tn.organism.paths import DATA_DIR as ORGANISM_DATA
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tn.errors import DataError
+from tn.infra.errors import DataError
 
 
 def read_jsonl(path: Path, keys: tuple[str, ...]) -> list[dict[str, str]]:

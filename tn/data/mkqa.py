@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tn.data.jsonl import decode_line
-from tn.errors import DataError
+from tn.infra.errors import DataError
 from tn.organism.paths import DATA_DIR as ORGANISM_DATA
 
 BUILTIN = Path(__file__).parent / "builtin" / "mkqa.jsonl"

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from tn.config import DataConfig
-from tn.errors import DataError
+from tn.infra.errors import DataError
 
 
 def hub_reader(cfg: DataConfig, lang: str) -> Callable[[str, tuple[str, ...]], list[dict[str, str]]]:

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import torch
 
-from tn.atomic import remove_stale_temporaries, temp_prefix
+from tn.infra.atomic import remove_stale_temporaries, temp_prefix
 from tn.models.taps import LayerRead
 
 _FIELDS = ("output", "activations", "down_out", "contribution")

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tn.atomic import remove_stale_temporaries, write_atomic
+from tn.infra.atomic import remove_stale_temporaries, write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from typing import Sequence
 
 import torch
 
-from tn.dist import World, all_reduce_sum
+from tn.infra.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps, LayerRead
-from tn.progress import batches_of, progress
+from tn.infra.progress import batches_of, progress
 
 
 def output_sums(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], layers: list[int],

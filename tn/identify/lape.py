@@ -15,10 +15,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from tn.dist import World, all_reduce_sum
+from tn.infra.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import forward, iter_batches, rank_order, token_grid
-from tn.progress import batches_of, progress
+from tn.infra.progress import batches_of, progress
 
 
 def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Sequence[str], *, batch_size: int,

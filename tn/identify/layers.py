@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from tn.config import NeuronTypeConfig
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 
 log = logging.getLogger("tn")
 

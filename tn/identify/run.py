@@ -16,8 +16,8 @@ import torch
 
 from tn.config import RunConfig
 from tn.data.corpus import Corpus, content_hash
-from tn.dist import World, all_reduce_sum
-from tn.errors import ConfigError, NonFiniteError
+from tn.infra.dist import World, all_reduce_sum
+from tn.infra.errors import ConfigError, NonFiniteError
 from tn.identify import cache
 from tn.identify.lape import activation_probability, lape_scores
 from tn.identify.layers import candidate_layers, neuron_kind

@@ -17,14 +17,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from tn.dist import World, all_reduce_sum
+from tn.infra.dist import World, all_reduce_sum
 from tn.identify.buffer import ReadBuffer
 from tn.identify.centroids import language_centroids, output_sums, shared_centroids
 from tn.identify.scores import ScoreAccumulator
 from tn.models.adapter import ModelAdapter
 from tn.models.forward import forward, iter_batches, rank_order
 from tn.models.taps import LastTokenTaps, LayerRead
-from tn.progress import batches_of, progress
+from tn.infra.progress import batches_of, progress
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tn.config import LoggerConfig
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 from tn.loggers.base import JobLogger, NullLogger
 
 

@@ -19,7 +19,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.families import FAMILIES, Family, refusal, supported, value_rows
 from tn.models.structural import describe, discover, refuse_experts
 from tn.models.structural.probe import input_device

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 
 
 def _organism(cache_dir: str) -> Path:

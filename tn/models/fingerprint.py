@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from tn.atomic import write_atomic
+from tn.infra.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -92,10 +92,10 @@ def length_order(tokenizer, texts: Sequence[str]) -> list[int]:
 
 def rank_order(tokenizer, texts: Sequence[str], world, label: str = "texts", max_tokens: int | None = None,
                keep: str = "start") -> list[int]:
-    """Indices of the texts this rank handles (tn.dist.shard), longest first: the batch order every loop uses.
+    """Indices of the texts this rank handles (tn.infra.dist.shard), longest first: the batch order every loop uses.
 
     Warns, once per set (`label`), how many texts exceed the token limit and will be truncated by encode()."""
-    from tn.dist import shard
+    from tn.infra.dist import shard
 
     lengths = token_lengths(tokenizer, texts)
     limit = token_limit(tokenizer, max_tokens)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import torch
 
-from tn.errors import NonFiniteError
+from tn.infra.errors import NonFiniteError
 from tn.models.adapter import ModelAdapter
 
 

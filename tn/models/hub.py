@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from tn.config import ModelConfig
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.builtin import builtin_path
 from tn.models.fingerprint import directory_digest, fingerprint, memo_directory
 from tn.models.hub import locate

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from tn.atomic import dir_mode, file_mode, remove_stale_temporaries, temp_prefix
+from tn.infra.atomic import dir_mode, file_mode, remove_stale_temporaries, temp_prefix
 
 TOKENIZER_FILE = Path(__file__).with_name("tiny_tokenizer.json")
 SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tn.atomic import write_atomic
+from tn.infra.atomic import write_atomic
 from tn.organism.targets import middle_layers
 
 PANELS = (("mknn", "mknn", "mutual kNN (k=5), en vs L2"),

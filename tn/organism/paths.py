@@ -12,7 +12,7 @@ DATA_DIR = HERE / "data"  # the Tatoeba-layout sets and mkqa.jsonl
 def weights_dir(cache_dir: str | None = None) -> Path:
     """The shipped weights directory (cache_dir is unused: nothing is built on first use)."""
     if not (WEIGHTS_DIR / "config.json").is_file():
-        from tn.errors import ModelError
+        from tn.infra.errors import ModelError
 
         raise ModelError(f"the organism's weights are missing from {WEIGHTS_DIR}; rebuild them with "
                          "`python -m tn.organism train`")

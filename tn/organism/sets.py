@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from tn.atomic import write_atomic
+from tn.infra.atomic import write_atomic
 from tn.organism.grammar import RELATIONS, answers, question, render
 from tn.organism.lexicon import LANGS
 from tn.organism.world import World

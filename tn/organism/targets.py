@@ -84,7 +84,7 @@ def compose(overrides: list[str]) -> tuple["RunConfig", dict]:
     from omegaconf import OmegaConf
 
     from tn.config import to_run_config
-    from tn.overrides import quote_numeric_choices
+    from tn.infra.overrides import quote_numeric_choices
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=quote_numeric_choices(overrides))
@@ -135,7 +135,7 @@ def english_f1(metrics: dict, job_dir: Path) -> tuple[float, float]:
     """Mean F1 of the English questions, clean and with the job's Type-1 neurons zeroed on the prompt."""
     from tn.config import ModelConfig
     from tn.data.mkqa import load_questions
-    from tn.dist import World
+    from tn.infra.dist import World
     from tn.generate import greedy_generate
     from tn.models.adapter import ModelAdapter
     from tn.models.load import load_model

@@ -7,7 +7,7 @@ import io
 import math
 from pathlib import Path
 
-from tn.atomic import write_atomic
+from tn.infra.atomic import write_atomic
 from tn.report.collect import Job, job_row
 
 

@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from tn.atomic import write_json
+from tn.infra.atomic import write_json
 from tn.sweeps.naming import SWEEP_RECORD
 from tn.sweeps.resume import RESULT_NEUTRAL
 from tn.sweeps.status import read_status

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 
 # dotted config keys whose value never changes a job's numbers
 RESULT_NEUTRAL = ("logger", "resume", "cache_dir", "sweep_name", "device", "identify.batch_size",

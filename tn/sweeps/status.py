@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from tn.atomic import write_json
+from tn.infra.atomic import write_json
 
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "skipped", "failed")

@@ -10,8 +10,8 @@ from typing import List
 import torch
 
 from tn.ablate.positions import MODES
-from tn.atomic import write_atomic
-from tn.errors import ConfigError, check_choice
+from tn.infra.atomic import write_atomic
+from tn.infra.errors import ConfigError, check_choice
 from tn.represent import last_token_activations
 from tn.tasks.base import Condition, Task, register_task
 from tn.tasks.similarity import anova_p, correlation_ratio, paired_cosine

@@ -13,8 +13,8 @@ from omegaconf.errors import OmegaConfBaseException
 from tn.ablate.conditions import Condition, same_condition
 from tn.config import RunConfig
 from tn.data.corpus import Corpus
-from tn.dist import World
-from tn.errors import ConfigError
+from tn.infra.dist import World
+from tn.infra.errors import ConfigError
 from tn.models.adapter import ModelAdapter
 from tn.neurons import NeuronSet
 from tn.represent import last_token_states

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from tn.ablate.context import Ablation
-from tn.errors import ConfigError, DataError, check_choice
+from tn.infra.errors import ConfigError, DataError, check_choice
 from tn.tasks.base import Condition, Task, register_task
 
 

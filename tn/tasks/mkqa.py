@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from tn.atomic import write_atomic
+from tn.infra.atomic import write_atomic
 from tn.data.mkqa import Question, load_questions
-from tn.errors import ConfigError, DataError, check_choice
+from tn.infra.errors import ConfigError, DataError, check_choice
 from tn.generate import greedy_generate
 from tn.tasks.base import Condition, Task, register_task
 from tn.tasks.qa_metric import best_f1

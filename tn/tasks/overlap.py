@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List
 
-from tn.errors import ConfigError
+from tn.infra.errors import ConfigError
 from tn.identify.layers import NEURON_KINDS
 from tn.neurons import NeuronSet
 from tn.tasks.base import Condition, Task, register_task

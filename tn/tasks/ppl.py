@@ -11,10 +11,10 @@ import torch
 
 from tn.ablate.context import Ablation
 from tn.ablate.positions import MODES
-from tn.dist import all_reduce_sum
-from tn.errors import check_choice
+from tn.infra.dist import all_reduce_sum
+from tn.infra.errors import check_choice
 from tn.models.forward import forward, iter_batches, rank_order
-from tn.progress import batches_of, progress
+from tn.infra.progress import batches_of, progress
 from tn.tasks.base import Condition, Task, register_task
 
 

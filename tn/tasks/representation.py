@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tn.ablate.positions import MODES
-from tn.errors import ConfigError, check_choice
+from tn.infra.errors import ConfigError, check_choice
 from tn.tasks.base import Condition, Task, register_task
 from tn.tasks.similarity import mutual_knn, paired_cosine
 

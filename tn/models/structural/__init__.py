@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.families import Family
 from tn.models.structural.blocks import find_blocks, find_final_norm, refuse_experts
 from tn.models.structural.mlp import mlp_site, submodule_calls

@@ -7,7 +7,7 @@ import re
 import torch
 from torch import nn
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.structural.probe import first, run_probe, weight_of
 
 # class names of routed-expert machinery in transformers (MixtralExperts, Qwen2MoeSparseMoeBlock, Llama4TextMoe,

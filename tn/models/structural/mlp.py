@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.structural.probe import TOLERANCE, detached_copy, first, run_probe, weight_of
 
 _ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.families import Family
 from tn.models.structural.probe import TOLERANCE, BlockCall, first, record_blocks, replica
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.forward import Batch, forward
 
 PROBE_SHAPE = (2, 12)  # (rows, tokens): enough positions to exercise attention, small enough for any model

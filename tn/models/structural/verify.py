@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from tn.errors import ModelError
+from tn.infra.errors import ModelError
 from tn.models.families import value_rows
 from tn.models.structural.probe import (TOLERANCE, BlockCall, Replica, first, left_padded, probe_batch, record_blocks,
                                         replica, run_probe)

@@ -10,7 +10,7 @@ import time
 from typing import Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
-log = logging.getLogger("tn.progress")
+log = logging.getLogger("tn.infra.progress")
 LOG_EVERY_S = 30.0
 
 

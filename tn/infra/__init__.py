@@ -1,0 +1,2 @@
+"""Infrastructure every stage uses: atomic writes, errors, process topology, launcher environment, override
+handling, progress reporting and provenance. Nothing here knows about neurons."""
