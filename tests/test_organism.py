@@ -207,13 +207,29 @@ def measured(tmp_path_factory):
     return {lang: targets.measure(lang, [f"cache_dir={out / 'cache'}"], out) for lang in L2S}
 
 
-@pytest.mark.parametrize("lang", L2S)
-def test_the_papers_findings_hold_on_the_organism(measured, lang):
+# Targets the shipped organism does not reach (issue 9 asks to report them, not to weaken them): each runs as a
+# strict xfail, so the day a better organism reaches one, this list must shrink. Measured values: README.
+KNOWN_UNMET: dict[tuple[str, str], str] = {}
+TARGET_NAMES = {"1": "mutual kNN", "2": "hs_sim gap", "3": "QA transfer", "4": "specificity"}
+
+
+def _target_cases():
+    for lang in L2S:
+        for target in TARGET_NAMES:
+            reason = KNOWN_UNMET.get((lang, target))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(lang, target, marks=marks, id=f"{lang}-{target}")
+
+
+@pytest.mark.parametrize(("lang", "target"), list(_target_cases()))
+def test_the_papers_findings_hold_on_the_organism(measured, lang, target):
     from tn.organism.targets import table
 
     result = measured[lang]
-    failed = [name for name, ok in result.checks().items() if not ok]
-    assert not failed, f"{lang}: {failed}\n{table([result])}"
+    checks = {name: ok for name, ok in result.checks().items() if name.split()[0] == target}
+    assert checks, f"no checks for target {target}"
+    failed = [name for name, ok in checks.items() if not ok]
+    assert not failed, f"{lang}, target {target} ({TARGET_NAMES[target]}): {failed}\n{table([result])}"
 
 
 @pytest.mark.integration
@@ -233,9 +249,6 @@ def test_first_default_run_shows_the_effect_within_two_minutes(tmp_path, monkeyp
     assert seconds < 120, f"the first default run took {seconds:.0f} s"
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())["summary"]
     knn = summary["mknn.mknn_mean"]
-    # the default baseline is per-layer matched (mostly layer 0 for Type-1 here), a stricter control than the
-    # uniform one of the targets: it costs a little, the transfer neurons many times more
-    assert knn["ablated_minus_clean"] <= -0.1 and knn["ablated_minus_baseline"] <= -0.1
-    assert abs(knn["baseline_minus_clean"]) < abs(knn["ablated_minus_clean"]) / 5
+    assert knn["ablated_minus_clean"] <= -0.1 and abs(knn["baseline_minus_clean"]) <= 0.01
     assert summary["hs_sim.gap_mean"]["ablated_minus_clean"] < 0
     assert "mknn.mknn_mean" in proc.stdout + proc.stderr  # the table is printed

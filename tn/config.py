@@ -143,7 +143,7 @@ class IdentifyConfig:
 @dataclass
 class BaselineConfig:
     # per_layer: same count in each layer as the transfer neurons; uniform: over the whole candidate range
-    draw: str = "per_layer"
+    draw: str = "uniform"
     # one random baseline per seed
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     # further draws evaluated as extra conditions baseline-<draw>/<seed> (e.g. [per_layer] beside uniform)

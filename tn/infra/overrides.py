@@ -48,7 +48,7 @@ def check_launcher_installed(args: list[str]) -> None:
     import sys
     from pathlib import Path
 
-    ours = {p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "hydra" / "launcher").glob("*.yaml")}
+    ours = {p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "hydra" / "launcher").glob("*.yaml")}
     chosen = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("hydra/launcher=")]
     if not any(c in ours or c in _SUBMITIT_LAUNCHERS for c in chosen):
         return

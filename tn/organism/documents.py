@@ -1,6 +1,6 @@
 """The training stream: short documents of four kinds, drawn from one seeded random generator.
 
-- translation: a sentence (or a question about any person, train or test: a question states no fact), a tag naming the target language (<ja>, ...:
+- translation: a sentence (or, with `p_question`, a question about a train person), a tag naming the target language (<ja>, ...:
   a special token, never seen at evaluation) and the translation. In half of them (`p_bottleneck`) the tag
   and the translation may look at the source only through its last token, the sentence-final marker (a
   gist-style attention mask during training; at inference the model is a plain causal LM). So the marker's
@@ -56,27 +56,25 @@ class MixtureSpec:
     p_english_pair: float = 0.6
     # share of translations (and of QA documents) that see their source only through its sentence-final marker
     p_bottleneck: float = 0.5
-    # share of translations that translate a question about a person instead of an event
-    p_question: float = 0.25
+    # share of translations that translate a question about a train person instead of an event. Off: at 0.25
+    # (and at 0.25 over all people) the 4000-step organism aligned sentences less (mutual kNN 0.40-0.50 instead
+    # of 0.55-0.61 in the middle layers) and QA in nl / it fell from 0.63 / 0.50 to 0.33 / 0.30 F1
+    p_question: float = 0.0
     # sentences per monolingual document: min_sentences..max_sentences
     min_sentences: int = 2
     max_sentences: int = 4
 
 
 def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
-    """A training sentence (or a question about any person) and its translation into another language.
-
-    Questions about the test people are translated too (never answered outside English): the model learns that
-    "エヴァはどこに住んでいますか?" means what "Where does Eva live?" means, which is the alignment the QA
-    evaluation then relies on to reach facts stated in English only."""
+    """A training sentence (or, with `p_question`, a question about a train person) and its translation."""
     l2s = [l for l in LANGS if l != "en"]
     if rng.random() < spec.p_english_pair:
         pair = ["en", rng.choice(l2s)]
         rng.shuffle(pair)
     else:
         pair = rng.sample(l2s, 2)
-    if rng.random() < spec.p_question:
-        person, relation = rng.choice(world.people), rng.choice(RELATIONS)
+    if spec.p_question and rng.random() < spec.p_question:  # no draw when off: the stream stays as without it
+        person, relation = rng.choice(world.train_people), rng.choice(RELATIONS)
         source, target = (question(relation, person.name, lang) + "?" for lang in pair)
     else:
         event = world.training_event(rng)
