@@ -131,12 +131,16 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
             task.finalize(out_dir)
         write_json(out_dir / "metrics.json", metrics)
         about = (f"{cfg.model.id}, {cfg.lang.code}: the top {len(neurons)} {cfg.neuron_type.name} neurons; "
-                 f"random baseline drawn {cfg.baseline.draw}")
+                 f"random baseline drawn {DRAW_WORDS.get(cfg.baseline.draw, cfg.baseline.draw)}")
         log.info("results in %s\n%s", out_dir, format_table(summary, about))
         with timer.stage("log"):
             logger.log_job(JobRecord(out_dir, metrics, record, sweep))
     accelerator.wait_for_everyone()
     return metrics
+
+
+# how the job table describes each baseline draw
+DRAW_WORDS = {"uniform": "uniformly over the candidate layers", "per_layer": "with the transfer set's count per layer"}
 
 
 def sweep_companions(out_dir: Path, sweep: str | None, world) -> list[str]:

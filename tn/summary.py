@@ -74,7 +74,7 @@ def format_table(summary: dict, about: str = "") -> str:
                      f"{_num(r['ablated_minus_clean'], True):>10} {_num(r.get('baseline_minus_clean'), True):>10} "
                      f"{_num(r.get('ablated_minus_baseline'), True):>10}")
     legend = (f"{about}. " if about else "") + (
-        "clean: no ablation; ablated: the transfer neurons zeroed; baseline: as many random neurons from the same "
-        f"layers, mean ± sd over {seeds} seed(s); abl-clean, base-clean, abl-base: differences of those columns; "
+        "clean: no ablation; ablated: the transfer neurons zeroed; baseline: as many random non-transfer neurons "
+        f"from the candidate layers, mean ± sd over {seeds} seed(s); abl-clean, base-clean, abl-base: differences of those columns; "
         "n: items a subset metric averages (n/a: empty subset, no value)")
     return "\n".join(textwrap.wrap(legend, width=len(head)) + lines)

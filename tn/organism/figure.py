@@ -13,8 +13,8 @@ import numpy as np
 from tn.infra.atomic import write_atomic
 from tn.organism.targets import middle_layers
 
-PANELS = (("mknn", "mknn", "mutual kNN (k=5), en vs L2"),
-          ("hs_sim", "gap", "cos(parallel) - cos(non-parallel)"))
+PANELS = (("mknn", "mknn", "mutual kNN (k=5)\nen vs L2"),
+          ("hs_sim", "gap", "cos(parallel) −\ncos(non-parallel)"))
 NAMES = {"ja": "Japanese", "nl": "Dutch", "ko": "Korean", "it": "Italian"}
 
 

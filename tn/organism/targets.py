@@ -28,8 +28,6 @@ from tn.config import RunConfig
 from tn.neurons import NeuronSet
 
 CONF = Path(__file__).resolve().parent.parent.parent / "conf"
-# English QA: the official MKQA normalisation for English (articles a / an / the)
-EN_ARTICLES = r"\b(a|an|the)\b"
 
 
 def middle_layers(num_layers: int) -> range:
@@ -101,7 +99,7 @@ def run(overrides: list[str], out_dir: Path) -> dict:
 
 def measure(lang: str, base: list[str], out_dir: Path) -> LangTargets:
     """All target values of `lang`; `base` selects model, data and cache (e.g. ["cache_dir=/tmp/c"])."""
-    common = [*base, f"lang={lang}", "baseline.draw=uniform", "baseline.seeds=[0,1,2]", "logger=none"]
+    common = [*base, f"lang={lang}", "baseline.draw=uniform", "baseline.seeds=[0,1,2]", "logger=none", "resume=false"]
     m1 = run([*common, "neuron_type=type1", "task=[mknn,hs_sim,mkqa,specificity]"], out_dir / f"{lang}_type1")
     m2 = run([*common, "neuron_type=type2", "task=specificity"], out_dir / f"{lang}_type2")
     seeds = [c for c in m1["conditions"] if c.startswith("baseline/")]
@@ -156,7 +154,7 @@ def english_f1(metrics: dict, job_dir: Path) -> tuple[float, float]:
         answers = greedy_generate(loaded.model, loaded.tokenizer, adapter, prompts,
                                   max_new_tokens=options["max_new_tokens"], batch_size=config["eval"]["batch_size"],
                                   world=World(), device=torch.device("cpu"), neurons=chosen, mode=options["mode"])
-        out.append(mean(best_f1(a, list(q.golds), EN_ARTICLES, "whitespace") for a, q in zip(answers, questions)))
+        out.append(mean(best_f1(a, list(q.golds), "en") for a, q in zip(answers, questions)))
     return out[0], out[1]
 
 
