@@ -56,9 +56,9 @@ class MixtureSpec:
     p_english_pair: float = 0.6
     # share of translations (and of QA documents) that see their source only through its sentence-final marker
     p_bottleneck: float = 0.5
-    # share of translations that translate a question about a train person instead of an event. Off: at 0.25
-    # (and at 0.25 over all people) the 4000-step organism aligned sentences less (mutual kNN 0.40-0.50 instead
-    # of 0.55-0.61 in the middle layers) and QA in nl / it fell from 0.63 / 0.50 to 0.33 / 0.30 F1
+    # share of translations that translate a question about a train person instead of an event. Off: a 4000-step
+    # run translating questions at 0.25 (about every person, test people included) aligned sentences less (mutual
+    # kNN 0.38-0.50 instead of 0.47-0.59 in the middle layers) and answered nl / it questions worse (F1 ~0.3)
     p_question: float = 0.0
     # sentences per monolingual document: min_sentences..max_sentences
     min_sentences: int = 2
