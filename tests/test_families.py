@@ -11,6 +11,7 @@ import pytest
 import torch
 import transformers as T
 
+from tests import reference
 from tests.conftest import builtin_corpus
 from tests.families import CASES, FAMILY_NAMES, README, build, model_type, randomise, readme_block, readme_paragraph
 from tests.test_scores import assert_matches_brute_force
@@ -159,13 +160,7 @@ def test_lape_reads_blocks_that_flatten_tokens(tiny_tokenizer):
         def keep(layer: int):
             return lambda module, args, out: outs.__setitem__(layer, out.reshape(-1, out.shape[-1]))
 
-        handles = [adapter.act(l).register_forward_hook(keep(l)) for l in range(adapter.num_layers)]
-        try:
-            with torch.no_grad():
-                model(input_ids=ids)
-        finally:
-            for h in handles:
-                h.remove()
+        reference._run(model, tiny_tokenizer, text, [(adapter.act(l), keep(l)) for l in range(adapter.num_layers)])
         positive += torch.stack([(outs[l][real] > 0).sum(0) for l in range(adapter.num_layers)]).double()
         tokens += int(real.sum())
     assert torch.equal(probs, positive / tokens)
