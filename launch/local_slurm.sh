@@ -16,7 +16,7 @@ stop() {
 start() {
   [ "$(id -u)" = 0 ] || { echo "local_slurm.sh: run as root" >&2; exit 1; }
   command -v slurmctld >/dev/null || { echo "local_slurm.sh: install slurm-wlm and munge first" >&2; exit 1; }
-  cpus="$(nproc)"
+  cpus="$(nproc --all)"  # --all: plain nproc obeys OMP_NUM_THREADS, which is not what the node has
   mem_mb="$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)"
   mkdir -p "$conf_dir" "$state/ctld" "$state/d" /var/log/slurm /run/munge /var/lib/munge /var/log/munge
   # a host name slurmd can resolve to itself

@@ -167,6 +167,47 @@ CASES: dict[str, Case] = {
     "qwen3_5_text": Case(lambda: T.Qwen3_5TextConfig(head_dim=8, **_GQA), "gated delta-net and attention layers"),
 }
 
+# Mixture-of-experts cases: every layer routes each token to 2 of 4 experts (16 neurons each), so a layer has 64
+# routed neurons (plus the shared expert's)
+_MOE = dict(_GQA, intermediate_size=16)
+_DEEPSEEK = dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, first_k_dense_replace=0,
+                 n_group=1, topk_group=1)
+_MLA = dict(kv_lora_rank=8, q_lora_rank=8, qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8)
+MOE_CASES: dict[str, Case] = {
+    "mixtral": Case(lambda: T.MixtralConfig(num_local_experts=4, num_experts_per_tok=2, **_MOE),
+                    "mixture of experts, top-2 of 4"),
+    "qwen2_moe": Case(lambda: T.Qwen2MoeConfig(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                                               shared_expert_intermediate_size=24, norm_topk_prob=False, **_GQA),
+                      "mixture of experts with a sigmoid-gated shared expert"),
+    "qwen3_moe": Case(lambda: T.Qwen3MoeConfig(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                                               head_dim=8, **_GQA), "mixture of experts"),
+    "olmoe": Case(lambda: T.OlmoeConfig(num_experts=4, num_experts_per_tok=2, **_MOE), "mixture of experts"),
+    "phimoe": Case(lambda: T.PhimoeConfig(num_local_experts=4, num_experts_per_tok=2, **_MOE),
+                   "mixture of experts, sparsemixer routing"),
+    "minimax": Case(lambda: T.MiniMaxConfig(num_local_experts=4, num_experts_per_tok=2, head_dim=8, **_MOE),
+                    "mixture of experts, lightning and softmax attention"),
+    "deepseek_v2": Case(lambda: T.DeepseekV2Config(n_shared_experts=1, **{**_DEEPSEEK, "n_group": None,
+                                                                           "topk_group": None}, **_MLA, **_SMALL),
+                        "mixture of experts with a shared expert, multi-head latent attention"),
+    "deepseek_v3": Case(lambda: T.DeepseekV3Config(n_shared_experts=1, **_DEEPSEEK, **_MLA, **_SMALL),
+                        "mixture of experts with a shared expert, multi-head latent attention"),
+    "deepseek_v3_dense_first": Case(lambda: T.DeepseekV3Config(n_shared_experts=1, **{**_DEEPSEEK,
+                                                                                    "first_k_dense_replace": 2},
+                                                               **_MLA, **_SMALL),
+                                    "dense MLPs in the first layers (first_k_dense_replace)"),
+    "qwen2_moe_mlp_only": Case(lambda: T.Qwen2MoeConfig(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                                                        shared_expert_intermediate_size=24, mlp_only_layers=[1],
+                                                        **_GQA), "dense MLP in mlp_only_layers"),
+    "glm4_moe": Case(lambda: T.Glm4MoeConfig(n_shared_experts=1, head_dim=8, **_DEEPSEEK, **_GQA),
+                     "mixture of experts with a shared expert"),
+    "granitemoe": Case(lambda: T.GraniteMoeConfig(num_local_experts=4, num_experts_per_tok=2, residual_multiplier=0.3,
+                                                  **_MOE), "mixture of experts, residual_multiplier"),
+    "gpt_oss": Case(lambda: T.GptOssConfig(num_local_experts=4, num_experts_per_tok=2, head_dim=8,
+                                           sliding_window=_WINDOW, **_MOE),
+                    "mixture of experts with biases and clamped gating, attention sinks"),
+}
+CASES.update(MOE_CASES)
+
 FAMILY_NAMES = list(CASES)
 
 def _biogpt() -> torch.nn.Module:

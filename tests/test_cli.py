@@ -126,19 +126,20 @@ def test_k_larger_than_candidates(model_dir, data_dir, tmp_path):
 
 
 def test_model_whose_mlp_cannot_be_located(tmp_path):
+    """A mixture-of-experts type that is not in the table (FlexOlmo): structural discovery refuses it, naming why."""
     import transformers as T
 
     from tests.families import tokenizer
 
-    moe = T.MixtralForCausalLM(T.MixtralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                               num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
-                                               vocab_size=4096))
+    moe = T.AutoModelForCausalLM.from_config(T.FlexOlmoConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        num_experts=4, num_experts_per_tok=2, vocab_size=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2))
     moe.save_pretrained(tmp_path / "moe")
     tokenizer().save_pretrained(tmp_path / "moe")
     proc = run_tn("model=hf", f"model.name_or_path={tmp_path / 'moe'}", "task=none",
                   f"hydra.run.dir={tmp_path / 'out'}", f"cache_dir={tmp_path / 'cache'}")
-    _assert_failed_cleanly(proc, tmp_path / "out", "model_type 'mixtral' is not in tn's table", "llama",
-                           "structural discovery cannot adapt it", "mixture-of-experts")
+    _assert_failed_cleanly(proc, tmp_path / "out", "model_type 'flex_olmo' is not in tn's table", "llama",
+                           "structural discovery cannot adapt it", "mixture-of-experts types of its table")
 
 
 def test_missing_model_directory(tmp_path):

@@ -88,11 +88,15 @@ def test_a_model_without_a_block_list_is_refused():
     assert "no list of decoder blocks found" in _refusal(model)
 
 
-def test_mixture_of_experts_is_refused():
+def test_mixture_of_experts_outside_the_table_is_refused():
+    """Structural discovery adapts dense MLPs only: a MoE type the table lacks is refused, naming the ones it has."""
     config = T.MixtralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                              num_key_value_heads=2, num_local_experts=4, vocab_size=4096)
-    message = _refusal(T.AutoModelForCausalLM.from_config(config).eval())
+    with pytest.raises(ModelError) as info:
+        ModelAdapter.structural_for(T.AutoModelForCausalLM.from_config(config).eval())
+    message = str(info.value)
     assert "block 0 holds a mixture-of-experts layer 'mlp' (MixtralSparseMoeBlock)" in message
+    assert "mixture-of-experts types of its table (deepseek_v2, deepseek_v3," in message
 
 
 @pytest.mark.parametrize("build_square, layout", [

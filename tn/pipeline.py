@@ -109,9 +109,9 @@ def _run(cfg: RunConfig, out_dir: Path, resolved_config: dict, sweep: str | None
             ident = identify(loaded.model, loaded.tokenizer, adapter, corpus, cfg, loaded.fingerprint, world, device,
                              companions=sweep_companions(out_dir, sweep, world))
             neurons = ident.top(selected_k(cfg, ident))
-        plan = conditions.plan(neurons, ident.layers, adapter.num_neurons, cfg.baseline.seeds, cfg.baseline.draw,
+        plan = conditions.plan(neurons, ident.layers, adapter.widths, cfg.baseline.seeds, cfg.baseline.draw,
                                cfg.baseline.extra_draws)
-        record = neurons_record(cfg, ident, neurons, plan)
+        record = neurons_record(cfg, ident, neurons, plan, adapter)
         if world.is_main:
             write_json(out_dir / "neurons.json", record)
         ctx.neurons, ctx.fingerprint = neurons, loaded.fingerprint
@@ -169,7 +169,7 @@ def check_top_k(cfg: RunConfig, adapter: ModelAdapter) -> None:
     kind = neuron_kind(cfg.neuron_type.name)
     if kind.method != "transfer":
         return
-    candidates = len(candidate_layers(cfg.neuron_type, adapter.num_layers)) * adapter.num_neurons
+    candidates = sum(adapter.widths[l] for l in candidate_layers(cfg.neuron_type, adapter.num_layers))
     if cfg.top_k.k > candidates:
         raise ConfigError(f"top_k.k={cfg.top_k.k} is larger than the {candidates} candidate neurons of "
                           f"neuron_type={cfg.neuron_type.name} in this model; choose top_k.k <= {candidates}")
@@ -195,16 +195,28 @@ def evaluate_conditions(tasks: list[Task], ctx: TaskContext, plan: list[Conditio
     return results
 
 
-def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, plan: list[Condition]) -> dict:
-    """The neurons.json contract: top-k [[layer, index, score], ...] in rank order plus what identified them."""
+def neurons_record(cfg: RunConfig, ident: Identification, neurons: NeuronSet, plan: list[Condition],
+                   adapter: ModelAdapter) -> dict:
+    """The neurons.json contract: top-k [[layer, index, score], ...] in rank order plus what identified them; in a
+    mixture-of-experts model [[layer, expert, index, score], ...] (expert: routed expert number or "shared")."""
     meta = ident.meta
 
-    def rows(condition: Condition) -> list[list[int]]:
-        return [[int(l), int(i)] for l, i in zip(condition.neurons.layers, condition.neurons.indices)]
+    def place(layer: int, index: int) -> list:
+        return [layer, *adapter.label(layer, index)] if adapter.experts else [layer, index]
+
+    def rows(condition: Condition) -> list[list]:
+        return [place(int(l), int(i)) for l, i in zip(condition.neurons.layers, condition.neurons.indices)]
 
     baselines = [c for c in plan if c.draw is not None]
+    experts = {}
+    site = next((s for s in map(adapter.site, range(adapter.num_layers)) if hasattr(s, "num_experts")), None)
+    if site is not None:
+        experts = {"experts": {"routed": site.num_experts, "neurons_per_expert": site.m,
+                               "shared_neurons": site.width - site.routed}}
     return {
-        "neurons": neurons.rows(),
+        "columns": ["layer", "expert", "index", "score"] if adapter.experts else ["layer", "index", "score"],
+        **experts,
+        "neurons": [place(l, i) + [s] for l, i, s in neurons.rows()],
         "k": len(neurons),
         "requested_k": cfg.top_k.k,
         "model": cfg.model.id,

@@ -54,7 +54,7 @@ def last_token_activations(model, tokenizer, adapter: ModelAdapter, texts: Seque
     """{layer: (N, m) float32} MLP activations a_l at the last real token (post-ablation, as the down-projection
     receives them); with `select` only {layer: (N, len(idx))} of the chosen neuron indices (memory N x k)."""
     layers = sorted(select) if select is not None else list(range(adapter.num_layers))
-    width = {l: (len(select[l]) if select is not None else adapter.num_neurons) for l in layers}
+    width = {l: (len(select[l]) if select is not None else adapter.widths[l]) for l in layers}
     acts = {l: torch.zeros(len(texts), width[l], dtype=torch.float32) for l in layers}
 
     def keep(rows: list[int], read: LayerRead) -> None:

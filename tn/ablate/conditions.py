@@ -36,7 +36,7 @@ def baseline_name(draw: str, seed: int, primary: str) -> str:
     return f"{BASELINE}/{seed}" if draw == primary else f"{BASELINE}-{draw}/{seed}"
 
 
-def plan(neurons: NeuronSet, layers: list[int], num_neurons: int, seeds: list[int], draw: str,
+def plan(neurons: NeuronSet, layers: list[int], num_neurons: int | list[int], seeds: list[int], draw: str,
          extra_draws: list[str]) -> list[Condition]:
     """clean, ablated, then one baseline per seed for the primary draw and for each extra draw."""
     conditions = [Condition("clean"), Condition("ablated", neurons)]
@@ -46,7 +46,7 @@ def plan(neurons: NeuronSet, layers: list[int], num_neurons: int, seeds: list[in
     return conditions
 
 
-def same_condition(condition: Condition, transfer: NeuronSet, layers: list[int], num_neurons: int) -> NeuronSet | None:
+def same_condition(condition: Condition, transfer: NeuronSet, layers: list[int], num_neurons: int | list[int]) -> NeuronSet | None:
     """The neurons `condition` ablates when the transfer set is `transfer` (another language's top-k)."""
     if condition.neurons is None:
         return None

@@ -17,7 +17,6 @@ import torch
 from tn.ablate.positions import MODES, NEEDS_PROMPT, zero_positions
 from tn.infra.errors import ConfigError
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import token_grid
 from tn.neurons import NeuronSet
 
 
@@ -39,7 +38,7 @@ class Ablation:
         if mode not in MODES:
             raise ConfigError(f"ablation mode {mode!r} is not allowed; choose one of: {', '.join(MODES)}")
         self.model, self.adapter, self.mode, self.auto_prompt = model, adapter, mode, auto_prompt
-        self.targets = {layer: (adapter.down_proj(layer), idx) for layer, idx in neurons.by_layer().items()}
+        self.targets = {layer: (adapter.site(layer), idx) for layer, idx in neurons.by_layer().items()}
         self.prompt_mask: torch.Tensor | None = None
         self._zero: torch.Tensor | None = None
         self._handles: list = []
@@ -52,8 +51,8 @@ class Ablation:
         try:
             self._handles.append(self.model.register_forward_pre_hook(self._on_call, with_kwargs=True))
             self._handles.append(self.model.register_forward_hook(self._after_call))
-            for layer, (module, idx) in self.targets.items():
-                self._handles.append(module.register_forward_pre_hook(self._zeroer(layer, idx)))
+            for layer, (site, idx) in self.targets.items():
+                self._handles += site.zero(idx, self._positions(layer))
         except BaseException:
             self._remove()
             raise
@@ -85,28 +84,10 @@ class Ablation:
     def _after_call(self, module, args, output):
         self._zero = None
 
-    def _zeroer(self, layer: int, idx: torch.Tensor):
-        on_device: dict[torch.device, torch.Tensor] = {}  # the layer's chosen indices, moved once per device
-
-        def hook(module, args):
+    def _positions(self, layer: int):
+        """What the layer's hooks zero in the call in progress: a (B, T) mask, or None for every position."""
+        def positions() -> torch.Tensor | None:
             if self._zero is None:
                 raise RuntimeError(f"ablation hook at layer {layer} ran outside a call of the ablated model")
-            a = token_grid(args[0], self._zero.shape[0])  # (B, T, m), also where the block flattened tokens (OPT)
-            if self._zero.shape != a.shape[:2]:
-                raise RuntimeError(f"ablation at layer {layer}: positions {tuple(self._zero.shape)} do not match "
-                                   f"activations {tuple(a.shape[:2])}")
-            if a.device not in on_device:
-                on_device[a.device] = idx.to(a.device)
-            cols = on_device[a.device]
-            # Only the chosen columns are touched (B x T x k, not a B x T x m mask): the activation vector is a
-            # fresh tensor that only the down-projection reads, so it is edited in place when no gradient flows.
-            if a.requires_grad:
-                a = a.clone()
-            if self.mode == "all":
-                a.index_fill_(-1, cols, 0)
-            else:
-                chosen = a.index_select(-1, cols)  # (B, T, k)
-                chosen.masked_fill_(self._zero.to(a.device)[:, :, None], 0)
-                a.index_copy_(-1, cols, chosen)
-            return (a.view_as(args[0]),) + tuple(args[1:])
-        return hook
+            return None if self.mode == "all" else self._zero
+        return positions

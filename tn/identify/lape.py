@@ -17,7 +17,7 @@ import torch
 
 from tn.infra.dist import World, all_reduce_sum
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import forward, iter_batches, rank_order, token_grid
+from tn.models.forward import forward, iter_batches, rank_order
 from tn.infra.progress import batches_of, progress
 
 
@@ -33,14 +33,14 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
     tokens = torch.zeros((), dtype=torch.float64, device=device)
     mask_now: list[torch.Tensor] = []
 
-    def counter(layer: int):
-        def hook(module, args, output):
-            real = mask_now[0].to(output.device).bool()[..., None]  # (B, T, 1)
-            grid = token_grid(output, real.shape[0])  # (B, T, m), also where the block flattened tokens (OPT)
-            positive[layer] += ((grid > 0) & real).sum(dim=(0, 1)).double().to(device)
-        return hook
-
-    handles = [adapter.act(l).register_forward_hook(counter(l)) for l in range(layers)]
+    handles = []
+    try:
+        for layer in range(layers):
+            handles += adapter.site(layer).count(lambda: mask_now[0], (lambda l: lambda: positive[l])(layer))
+    except BaseException:
+        for h in handles:
+            h.remove()
+        raise
     order = rank_order(tokenizer, texts, world, "identify: lape")
     try:
         with torch.inference_mode():
@@ -58,15 +58,18 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
     return positive / tokens
 
 
-def lape_scores(probs: torch.Tensor, target: int, entropy_rate: float, prob_quantile: float) -> np.ndarray:
-    """(L, m) scores from probs (L, m, n_langs): -entropy where the neuron is specific to language `target`."""
+def lape_scores(probs: torch.Tensor, target: int, entropy_rate: float, prob_quantile: float,
+                exists: torch.Tensor | None = None) -> np.ndarray:
+    """(L, m) scores from probs (L, m, n_langs): -entropy where the neuron is specific to language `target`.
+    exists: (L, m) bool, False for the columns a narrower layer lacks (never counted, never selected)."""
     p = probs.double()
+    exists = torch.ones(p.shape[:2], dtype=torch.bool) if exists is None else exists.to(p.device)
     normed = p / p.sum(-1, keepdim=True).clamp(min=1e-300)
     entropy = -(torch.where(normed > 0, normed * normed.log(), torch.zeros_like(normed))).sum(-1)  # (L, m)
-    flat = p.flatten()
+    flat = p[exists].flatten()
     bar = flat.kthvalue(max(1, round(len(flat) * prob_quantile))).values.item()
-    entropy = torch.where((p > bar).any(-1), entropy, torch.full_like(entropy, math.inf))
-    keep = max(1, round(entropy.numel() * entropy_rate))
+    entropy = torch.where((p > bar).any(-1) & exists, entropy, torch.full_like(entropy, math.inf))
+    keep = max(1, round(int(exists.sum()) * entropy_rate))
     lowest = torch.zeros(entropy.numel(), dtype=torch.bool)
     lowest[torch.argsort(entropy.flatten(), stable=True)[:keep]] = True  # ties: lower (layer, index) first
     chosen = lowest.view_as(entropy) & torch.isfinite(entropy) & (p[..., target] > bar)

@@ -88,6 +88,7 @@ def identify(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, cfg: RunCo
             results = {}
             for entry in [primary, *extra]:
                 scores, centroids, more = computed[entry.name]
+                scores = absent_are_not_candidates(scores, entry.layers, adapter.widths)
                 entry.meta.update(more, seconds=seconds, computed_with=[e.name for e in [primary, *extra]])
                 check_finite(scores, centroids, entry.layers, f"{entry.name}, {cfg.lang.code}")
                 results[entry.name] = Identification(scores, entry.layers, centroids, entry.meta, False, str(entry.path))
@@ -119,6 +120,13 @@ def _companions(tokenizer, adapter, corpus, cfg: RunConfig, fingerprint, names: 
         other.neuron_type.name, other.neuron_type.layers = name, None
         out.append(_entry(tokenizer, adapter, corpus, other, fingerprint))
     return out
+
+
+def absent_are_not_candidates(scores: np.ndarray, layers: list[int], widths: list[int]) -> np.ndarray:
+    """Scores with -inf in the columns a layer does not have (a dense layer among wider MoE ones)."""
+    for row, layer in enumerate(layers):
+        scores[row, widths[layer]:] = -np.inf
+    return scores
 
 
 def check_finite(scores: np.ndarray, centroids: np.ndarray, layers: list[int], what: str) -> None:
@@ -192,7 +200,9 @@ def _lape(model, tokenizer, adapter: ModelAdapter, corpus: Corpus, entries: list
     probs = torch.stack([activation_probability(model, tokenizer, adapter, corpus.texts(nt.lape_set, code),
                                                 batch_size=cfg.identify.batch_size, world=world, device=device).cpu()
                          for code in nt.lape_langs], dim=-1)  # (L, m, n_langs)
-    scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile)
+    exists = torch.arange(adapter.num_neurons)[None, :] < torch.tensor(adapter.widths)[:, None]  # (L, m)
+    scores = lape_scores(probs, nt.lape_langs.index(cfg.lang.code), nt.lape_entropy_rate, nt.lape_prob_quantile,
+                         exists)
     return {entry.name: (scores[entry.layers], np.zeros((0, adapter.d_model)),
                          {"num_specific": int(np.isfinite(scores).sum())})}
 

@@ -36,13 +36,17 @@ class ScoreAccumulator:
             return self._terms(layer, centroid)
 
     def _terms(self, layer: int, centroid: torch.Tensor) -> dict[str, torch.Tensor]:
-        values = self.adapter.values(layer).detach()
-        device = values.device
+        blocks = self.adapter.value_blocks(layer)  # one (m, d) block, or one per expert: never all copied at once
+        device = blocks[0].device
         c = centroid.to(device, torch.float64)
         gain = self.adapter.post_norm_gain(layer)
-        scaled = values.double() if gain is None else values.double() * gain.to(device)[None, :]  # (m, d)
+        vc, vv = [], []
+        for values in blocks:
+            scaled = values.detach().double() if gain is None else values.detach().double() * gain.to(device)[None, :]
+            vc.append(scaled @ c)
+            vv.append(scaled.pow(2).sum(1))
         return {"c": c.to(self.dtype), "n": c.norm().to(self.dtype), "gain": None if gain is None else gain.to(device),
-                "vc": (scaled @ c).to(self.dtype), "vv": scaled.pow(2).sum(1).to(self.dtype)}
+                "vc": torch.cat(vc).to(self.dtype), "vv": torch.cat(vv).to(self.dtype)}
 
     def add(self, read: LayerRead) -> None:
         """Add the scores of every row of one layer read to the running sums."""
@@ -57,14 +61,15 @@ class ScoreAccumulator:
             r_for_v = r
         vr = self._vr(read.layer, r_for_v).to(pre["c"].device)
         score = closed_form(r.to(self.dtype), a.to(self.dtype), vr, pre)
-        self.sums[j] += score.double().sum(0).to(self.sums.device)
+        self.sums[j, :score.shape[1]] += score.double().sum(0).to(self.sums.device)  # a narrower layer: its width
         if j == 0:
             self.count += r.shape[0]
 
     def _vr(self, layer: int, r: torch.Tensor) -> torch.Tensor:
         with self.adapter.weights_present(layer):
-            values = self.adapter.values(layer).detach()  # (m, d)
-            return r.to(values.device, self.dtype) @ values.to(self.dtype).T  # (B, m) = v_i . r for each row
+            parts = [r.to(values.device, self.dtype) @ values.detach().to(self.dtype).T  # (B, m_b) = v_i . r
+                     for values in self.adapter.value_blocks(layer)]
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
 def closed_form(r: torch.Tensor, a: torch.Tensor, vr: torch.Tensor, pre: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -88,9 +88,9 @@ class WandbLogger(JobLogger):
     @staticmethod
     def _neurons(wandb, run, neurons: dict) -> None:
         top = neurons["neurons"][:1000]
-        table = wandb.Table(columns=["rank", "layer", "index", "score"],
-                            data=[[rank, l, i, s] for rank, (l, i, s) in enumerate(top)])
-        per_layer = Counter(l for l, _, _ in neurons["neurons"])
+        columns = neurons.get("columns", ["layer", "index", "score"])  # with "expert" in mixture-of-experts models
+        table = wandb.Table(columns=["rank", *columns], data=[[rank, *row] for rank, row in enumerate(top)])
+        per_layer = Counter(row[0] for row in neurons["neurons"])
         layers = wandb.Table(columns=["layer", "count"], data=[[l, per_layer.get(l, 0)]
                                                                  for l in neurons["candidate_layers"]])
         run.log({"neurons/top": table,

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from tn.infra.errors import ModelError
-from tn.models.families import FAMILIES, Family, refusal, supported, value_rows
+from tn.models.families import FAMILIES, Family, refusal, supported
+from tn.models.sites import Site, site_for
 from tn.models.structural import describe, discover, refuse_experts
 from tn.models.structural.probe import input_device
 from tn.models.structural.verify import verify
@@ -92,10 +93,11 @@ class ModelAdapter:
         blocks = _get(self.model, self.family.blocks)
         if not isinstance(blocks, nn.ModuleList) or len(blocks) == 0:
             raise ModelError(f"{self.model_type}: no decoder blocks at '{self.family.blocks}'")
-        try:
-            refuse_experts(list(blocks))
-        except ModelError as exc:
-            raise ModelError(f"{self.model_type}: {exc}") from None
+        if self.family.moe is None:
+            try:
+                refuse_experts(list(blocks))
+            except ModelError as exc:
+                raise ModelError(f"{self.model_type}: {exc}") from None
         for layer, block in enumerate(blocks):
             if _get(block, self.family.down_proj) is None:
                 raise ModelError(f"{self.model_type}: block {layer} has no MLP down-projection "
@@ -105,6 +107,8 @@ class ModelAdapter:
             if self.family.scale and not isinstance(_attr(block, self.family.scale), (int, float)):
                 raise ModelError(f"{self.model_type}: block {layer} has no numeric MLP multiplier "
                                  f"'{self.family.scale}'")
+        for layer in range(len(blocks)):
+            self.site(layer)  # builds (and checks) every site: a MoE layer's experts are checked here
 
     @cached_property
     def blocks(self) -> list[nn.Module]:
@@ -117,19 +121,47 @@ class ModelAdapter:
 
     @property
     def num_neurons(self) -> int:
-        """m: neurons per MLP (the down-projection's input width)."""
-        return self.values(0).shape[0]
+        """m: neurons per MLP layer (the down-projection's input width; all experts' neurons in a MoE layer); the
+        largest layer's where layers differ (dense layers among MoE ones): score rows are that wide, and the
+        columns a narrower layer lacks are not candidates (-inf)."""
+        return max(self.widths)
+
+    @property
+    def widths(self) -> list[int]:
+        """Neurons in each layer."""
+        return [self.site(layer).width for layer in range(self.num_layers)]
 
     @property
     def d_model(self) -> int:
-        return self.values(0).shape[1]
+        return self.site(0).value_blocks()[0].shape[1]
+
+    @property
+    def experts(self) -> bool:
+        """True when the layers' neurons live inside routed experts (neuron indices are flat, see label)."""
+        return self.family.moe is not None
+
+    def site(self, layer: int) -> Site:
+        """Layer `layer`'s neurons and the hooks that read, zero and count them (tn.models.sites)."""
+        sites = self.__dict__.setdefault("_sites", {})
+        if layer not in sites:
+            sites[layer] = site_for(self, layer)
+        return sites[layer]
+
+    def label(self, layer: int, index: int) -> tuple[object, int]:
+        """(expert, index within the expert) of flat neuron `index` of `layer`; (None, index) in a dense model."""
+        return self.site(layer).label(index)
+
+    def module(self, layer: int, path: str) -> nn.Module | None:
+        """The module at `path` inside block `layer`, or None."""
+        return _get(self.blocks[layer], path)
 
     def down_proj(self, layer: int) -> nn.Module:
-        """The module whose input is the activation vector a_l (the hook point for reading and ablating)."""
+        """The module whose input is the activation vector a_l (the hook point for reading and ablating); in a
+        mixture-of-experts family the MoE layer, whose output is the MLP's contribution."""
         return _get(self.blocks[layer], self.family.down_proj)  # type: ignore[return-value]
 
     def act(self, layer: int) -> nn.Module:
-        """The MLP's activation-function module (its output > 0 is what LAPE counts)."""
+        """The MLP's activation-function module (its output > 0 is what LAPE counts; see Site.count)."""
         if self.family.act is None:
             raise ModelError(f"{self.model_type}: the MLP applies its activation function without a module (e.g. "
                              "F.silu inside forward), so LAPE has no activation output to read")
@@ -171,14 +203,21 @@ class ModelAdapter:
         from accelerate.utils import align_module_device
 
         with ExitStack() as stack:
-            for module in (self.down_proj(layer), self.post_norm(layer)):
+            for module in (*self.site(layer).weight_modules(), self.post_norm(layer)):
                 if module is not None:
                     stack.enter_context(align_module_device(module))
             yield
 
     def values(self, layer: int) -> torch.Tensor:
-        """Value vectors v_{l,i} as rows: (m, d), a view of the weight (no copy)."""
-        return value_rows(self.down_proj(layer).weight, self.family.layout)
+        """Value vectors v_{l,i} as rows: (m, d), a view of the weight (no copy) in a dense layer, a copy of
+        every expert's in a MoE layer (prefer value_blocks there)."""
+        blocks = self.value_blocks(layer)
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+    def value_blocks(self, layer: int) -> list[torch.Tensor]:
+        """Value vectors as rows in flat neuron order, as views of the weights: [(m, d)] in a dense layer, one
+        block per expert (then the shared expert's) in a MoE layer."""
+        return self.site(layer).value_blocks()
 
     def post_norm_gain(self, layer: int) -> torch.Tensor | None:
         """g, (d,) float64, or None: each neuron's contribution is a_i (g * v_i) / s, with g the post-MLP norm's
@@ -205,3 +244,4 @@ class ModelAdapter:
     def input_device(self) -> torch.device:
         """Where input ids must go: the embeddings' execution device (also when a device_map offloads them)."""
         return input_device(self.model)
+

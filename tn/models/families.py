@@ -16,12 +16,31 @@ import torch
 
 
 @dataclass(frozen=True)
+class Experts:
+    """Where a mixture-of-experts layer keeps its routed experts and its shared expert (paths inside a block)."""
+
+    # transformers' fused experts module (3-D gate_up_proj / up_proj and down_proj weights)
+    experts: str
+    # down-projection of the shared expert (a dense MLP every token goes through), if there is one
+    shared: Optional[str] = None
+    # the shared expert's activation-function module (LAPE)
+    shared_act: Optional[str] = None
+    # a Linear whose sigmoid scales the shared expert's output per token (Qwen-MoE), if there is one
+    shared_gate: Optional[str] = None
+    # down-projection and activation module of a dense MLP in the layers without experts (DeepSeek's first
+    # first_k_dense_replace layers, Qwen-MoE's mlp_only_layers): ordinary neurons there
+    dense: Optional[str] = None
+    dense_act: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Family:
     """How to find the transfer-neuron machinery in one architecture."""
 
     # attribute path from the *ForCausalLM model to the ModuleList of decoder blocks
     blocks: str
-    # attribute path inside a block to the down-projection (the neuron site)
+    # attribute path inside a block to the down-projection (the neuron site); in a mixture-of-experts family,
+    # to the MoE layer (whose output is what the MLP adds to the residual; its neurons are found through `moe`)
     down_proj: str
     # "linear": weight is (d, m) as in nn.Linear; "conv1d": weight is (m, d) as in GPT-2's Conv1D
     layout: str = "linear"
@@ -36,6 +55,8 @@ class Family:
     act: Optional[str] = "mlp.act_fn"
     # attribute path from the *ForCausalLM model to the norm applied after the last block (final_norm centroid)
     final_norm: Optional[str] = "model.norm"
+    # routed (and shared) experts: the layer's neurons live inside them (tn.models.sites.experts)
+    moe: Optional[Experts] = None
 
 
 _LLAMA = Family("model.layers", "mlp.down_proj")
@@ -131,6 +152,31 @@ FAMILIES: dict[str, Family] = {
     "xglm": Family("model.layers", "fc2", act="activation_fn", final_norm="model.layer_norm"),
     "opt": Family("model.decoder.layers", "fc2", act="activation_fn", final_norm="model.decoder.final_layer_norm"),
 }
+
+
+def _moe(layer: str = "mlp", shared: Optional[str] = None, gate: Optional[str] = None, **more) -> Family:
+    experts = Experts(f"{layer}.experts", shared=f"{layer}.{shared}.down_proj" if shared else None,
+                      shared_act=f"{layer}.{shared}.act_fn" if shared else None,
+                      shared_gate=f"{layer}.{gate}" if gate else None, dense=f"{layer}.down_proj",
+                      dense_act=f"{layer}.act_fn")
+    return Family("model.layers", layer, moe=experts, **{"act": f"{layer}.experts.act_fn", **more})
+
+
+# Mixture-of-experts families: every layer routes each token to top-k experts of transformers' fused experts
+# interface; tests/families.py builds a tiny model of each (all layers MoE) for the brute-force test.
+FAMILIES.update({
+    "mixtral": _moe(),
+    "qwen2_moe": _moe(shared="shared_expert", gate="shared_expert_gate"),  # sigmoid-gated shared expert
+    "qwen3_moe": _moe(),
+    "olmoe": _moe(),
+    "phimoe": _moe(),
+    "minimax": _moe(),
+    "deepseek_v2": _moe(shared="shared_experts"),
+    "deepseek_v3": _moe(shared="shared_experts"),
+    "glm4_moe": _moe(shared="shared_experts"),
+    "granitemoe": _moe("block_sparse_moe", scale="residual_multiplier"),
+    "gpt_oss": _moe(act=None),  # biased, transposed, interleaved gate/up with its own gating function (no LAPE)
+})
 
 
 def _bloom(config) -> Optional[str]:

@@ -119,3 +119,9 @@ def forward(model: torch.nn.Module, batch: Batch, device: torch.device, **kwargs
 
 def _accepts_position_ids(model: torch.nn.Module) -> bool:
     return "position_ids" in inspect.signature(model.forward).parameters
+
+
+def gather_last(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """(B, width): the rows of x (B, T, width), or (B*T, width) where the block flattened tokens, at `last` (B,)."""
+    x = token_grid(x, last.shape[0])
+    return x[torch.arange(x.shape[0], device=x.device), last.to(x.device)].detach()

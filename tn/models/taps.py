@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import token_grid
+from tn.models.forward import gather_last
 
 
 class StopForward(Exception):
@@ -37,11 +37,6 @@ class LayerRead:
 
 def _first(output: object) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
-
-
-def _gather(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-    x = token_grid(x, last.shape[0])
-    return x[torch.arange(x.shape[0], device=x.device), last.to(x.device)].detach()
 
 
 class LastTokenTaps:
@@ -72,8 +67,8 @@ class LastTokenTaps:
             for layer in self.layers:
                 handles.append(self.adapter.blocks[layer].register_forward_hook(self._block_hook(layer)))
                 if self.mlp:
-                    down = self.adapter.down_proj(layer)
-                    handles.append(down.register_forward_hook(self._down_hook(layer)))
+                    slot = (lambda l: lambda: self._pending.setdefault(l, {}))(layer)
+                    handles += self.adapter.site(layer).read(slot, lambda: self.last)
                     if self.adapter.post_norm(layer) is not None:
                         handles.append(self.adapter.post_norm(layer).register_forward_hook(self._post_norm_hook(layer)))
             yield self
@@ -81,25 +76,16 @@ class LastTokenTaps:
             for h in handles:
                 h.remove()
 
-    def _down_hook(self, layer: int):
-        def hook(module, args, output):
-            slot = self._pending.setdefault(layer, {})
-            slot["activations"] = _gather(args[0], self.last)
-            slot["down_out"] = _gather(_first(output), self.last)
-            if self.adapter.post_norm(layer) is None:
-                slot["contribution"] = self.adapter.contribution(layer, slot["down_out"], None)
-        return hook
-
     def _post_norm_hook(self, layer: int):
         def hook(module, args, output):
             slot = self._pending.setdefault(layer, {})
-            normed = _gather(_first(output), self.last)
+            normed = gather_last(_first(output), self.last)
             slot["contribution"] = self.adapter.contribution(layer, slot.get("down_out"), normed)
         return hook
 
     def _block_hook(self, layer: int):
         def hook(module, args, output):
-            read = LayerRead(layer, _gather(_first(output), self.last), **self._pending.pop(layer, {}))
+            read = LayerRead(layer, gather_last(_first(output), self.last), **self._pending.pop(layer, {}))
             self.on_layer(read)
             if layer == self.stop_after:
                 raise StopForward

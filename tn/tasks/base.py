@@ -67,7 +67,7 @@ class TaskContext:
             return condition.neurons
         ident = self.identification(lang)
         own = ident.top(min(len(self.neurons), ident.num_candidates))
-        return same_condition(condition, own, ident.layers, self.adapter.num_neurons)
+        return same_condition(condition, own, ident.layers, self.adapter.widths)
 
     def states(self, texts: Sequence[str], condition: Condition, mode: str, key: str,
                neurons: NeuronSet | None | str = "condition") -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Structural discovery: the Family of a model_type that is not in the table, found from its module tree and
 probe forward passes (blocks, mlp, multiplier), then verified block by block before anything uses it (verify).
 
-Mixture-of-experts blocks are refused: their neurons live inside experts, which tn does not handle yet.
+Mixture-of-experts blocks are refused here: tn reads neurons inside experts for the MoE types of its table only
+(tn.models.sites.experts), whose layer layout was checked by hand and by the brute-force test.
 """
 
 from __future__ import annotations

@@ -76,8 +76,12 @@ def refuse_experts(blocks: list[nn.Module]) -> None:
     for layer, block in enumerate(blocks):
         found = experts_in(block)
         if found:
-            raise ModelError(f"block {layer} holds a mixture-of-experts layer {found}: neurons inside experts are "
-                             "not supported yet")
+            from tn.models.families import FAMILIES
+
+            table = ", ".join(sorted(t for t, f in FAMILIES.items() if f.moe is not None))
+            raise ModelError(f"block {layer} holds a mixture-of-experts layer {found}: tn reads neurons inside experts "
+                             f"only for the mixture-of-experts types of its table ({table}), whose experts it has "
+                             "checked; structural discovery adapts dense MLPs only")
 
 
 def find_final_norm(model: nn.Module, blocks: list[nn.Module], device: torch.device) -> str | None:
