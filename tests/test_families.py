@@ -140,16 +140,23 @@ def test_models_in_bfloat16_verify_in_float64_replicas():
 
 
 
-def test_lape_reads_blocks_that_flatten_tokens(tiny_tokenizer):
-    """LAPE's per-token counts on OPT (activation output (B*T, m)) equal a count over each sentence run alone."""
+def lape_probabilities(case: str, tokenizer):
+    """(model, adapter, texts, tn's LAPE activation probabilities) of 5 ja sentences on a tiny model of `case`,
+    in batches of 3 (what the one-sentence-at-a-time counts of the LAPE tests are compared with)."""
     from tn.infra.dist import World
     from tn.identify.lape import activation_probability
 
-    model = build("opt")
+    model = build(case)
     adapter = ModelAdapter.for_model(model)
     texts = builtin_corpus("ja", limit=5).texts("mono_train")
-    probs = activation_probability(model, tiny_tokenizer, adapter, texts, batch_size=3, world=World(),
+    probs = activation_probability(model, tokenizer, adapter, texts, batch_size=3, world=World(),
                                    device=torch.device("cpu"))
+    return model, adapter, texts, probs
+
+
+def test_lape_reads_blocks_that_flatten_tokens(tiny_tokenizer):
+    """LAPE's per-token counts on OPT (activation output (B*T, m)) equal a count over each sentence run alone."""
+    model, adapter, texts, probs = lape_probabilities("opt", tiny_tokenizer)
     special = set(tiny_tokenizer.all_special_ids)
     positive, tokens = torch.zeros_like(probs), 0
     for text in texts:

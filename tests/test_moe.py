@@ -17,6 +17,7 @@ from tests import reference
 from tests.conftest import builtin_corpus, run_tn, save_model
 from tests.families import build
 from tests.test_ablation import PROMPTS, _generate, _intended_positions
+from tests.test_families import lape_probabilities
 from tests.test_scores import assert_matches_brute_force
 from tn.ablate.context import Ablation
 from tn.ablate.positions import MODES
@@ -156,14 +157,7 @@ def test_batched_equals_one_at_a_time(family, mode, tiny_tokenizer):
 def test_lape_counts_each_expert_neuron_where_its_expert_fires(family, tiny_tokenizer):
     """LAPE's probabilities == a count, sentence by sentence and token by token, of act(gate) > 0 at the tokens
     routed to the neuron's expert (a token not routed to an expert activates none of its neurons)."""
-    from tn.identify.lape import activation_probability
-    from tn.infra.dist import World
-
-    model = build(family)
-    adapter = ModelAdapter.for_model(model)
-    texts = builtin_corpus("ja", limit=5).texts("mono_train")
-    probs = activation_probability(model, tiny_tokenizer, adapter, texts, batch_size=3, world=World(),
-                                   device=torch.device("cpu"))
+    model, adapter, texts, probs = lape_probabilities(family, tiny_tokenizer)
     special = set(tiny_tokenizer.all_special_ids)
     positive, tokens = torch.zeros_like(probs), 0
     for text in texts:

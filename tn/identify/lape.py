@@ -37,12 +37,7 @@ def activation_probability(model, tokenizer, adapter: ModelAdapter, texts: Seque
     try:
         for layer in range(layers):
             handles += adapter.site(layer).count(lambda: mask_now[0], (lambda l: lambda: positive[l])(layer))
-    except BaseException:
-        for h in handles:
-            h.remove()
-        raise
-    order = rank_order(tokenizer, texts, world, "identify: lape")
-    try:
+        order = rank_order(tokenizer, texts, world, "identify: lape")
         with torch.inference_mode():
             batches = iter_batches(tokenizer, texts, batch_size, "right", order)
             for batch in progress(batches, batches_of(len(order), batch_size), "identify: lape", world.is_main):

@@ -22,6 +22,7 @@ from torch import nn
 from tn.infra.errors import ModelError
 from tn.models.families import FAMILIES, Family, refusal, supported
 from tn.models.sites import Site, site_for
+from tn.models.sites.dense import no_act_module
 from tn.models.structural import describe, discover, refuse_experts
 from tn.models.structural.probe import input_device
 from tn.models.structural.verify import verify
@@ -107,8 +108,7 @@ class ModelAdapter:
             if self.family.scale and not isinstance(_attr(block, self.family.scale), (int, float)):
                 raise ModelError(f"{self.model_type}: block {layer} has no numeric MLP multiplier "
                                  f"'{self.family.scale}'")
-        for layer in range(len(blocks)):
-            self.site(layer)  # builds (and checks) every site: a MoE layer's experts are checked here
+            self.site(layer)  # builds (and checks) the layer's site: a MoE layer's experts are checked here
 
     @cached_property
     def blocks(self) -> list[nn.Module]:
@@ -163,8 +163,7 @@ class ModelAdapter:
     def act(self, layer: int) -> nn.Module:
         """The MLP's activation-function module (its output > 0 is what LAPE counts; see Site.count)."""
         if self.family.act is None:
-            raise ModelError(f"{self.model_type}: the MLP applies its activation function without a module (e.g. "
-                             "F.silu inside forward), so LAPE has no activation output to read")
+            raise no_act_module(self.model_type)
         module = _get(self.blocks[layer], self.family.act)
         if module is None:
             raise ModelError(f"{self.model_type}: block {layer} has no activation module '{self.family.act}'")
@@ -244,4 +243,3 @@ class ModelAdapter:
     def input_device(self) -> torch.device:
         """Where input ids must go: the embeddings' execution device (also when a device_map offloads them)."""
         return input_device(self.model)
-

@@ -121,6 +121,11 @@ def _accepts_position_ids(model: torch.nn.Module) -> bool:
     return "position_ids" in inspect.signature(model.forward).parameters
 
 
+def first(output: object) -> object:
+    """The hidden states of a module output that may be a tuple (hidden_states, attentions, ...)."""
+    return output[0] if isinstance(output, (tuple, list)) and output else output
+
+
 def gather_last(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """(B, width): the rows of x (B, T, width), or (B*T, width) where the block flattened tokens, at `last` (B,)."""
     x = token_grid(x, last.shape[0])

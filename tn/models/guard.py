@@ -16,10 +16,7 @@ import torch
 
 from tn.infra.errors import NonFiniteError
 from tn.models.adapter import ModelAdapter
-
-
-def _first(output: object) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
+from tn.models.forward import first
 
 
 class FiniteGuard:
@@ -69,7 +66,7 @@ class FiniteGuard:
 
     def _watch(self, layer: int):
         def hook(module, args, output) -> None:
-            x = _first(output)
+            x = first(output)
             if not isinstance(x, torch.Tensor) or x.is_floating_point() is False:
                 return
             finite = torch.isfinite(x).all(dim=-1)  # (B, T)

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 from tn.models.adapter import ModelAdapter
-from tn.models.forward import gather_last
+from tn.models.forward import first, gather_last
 
 
 class StopForward(Exception):
@@ -33,10 +33,6 @@ class LayerRead:
     def residual(self) -> torch.Tensor:
         """(B, d) float64 pre-MLP residual r_l = h_{l+1} - MLP contribution."""
         return self.output.double() - self.contribution.double()
-
-
-def _first(output: object) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 class LastTokenTaps:
@@ -79,13 +75,13 @@ class LastTokenTaps:
     def _post_norm_hook(self, layer: int):
         def hook(module, args, output):
             slot = self._pending.setdefault(layer, {})
-            normed = gather_last(_first(output), self.last)
+            normed = gather_last(first(output), self.last)
             slot["contribution"] = self.adapter.contribution(layer, slot.get("down_out"), normed)
         return hook
 
     def _block_hook(self, layer: int):
         def hook(module, args, output):
-            read = LayerRead(layer, gather_last(_first(output), self.last), **self._pending.pop(layer, {}))
+            read = LayerRead(layer, gather_last(first(output), self.last), **self._pending.pop(layer, {}))
             self.on_layer(read)
             if layer == self.stop_after:
                 raise StopForward

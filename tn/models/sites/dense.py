@@ -7,13 +7,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from tn.models.forward import gather_last, token_grid
+from tn.infra.errors import ModelError
+from tn.models.forward import first, gather_last, token_grid
 from tn.models.families import value_rows
-
-
-def first(output: object) -> torch.Tensor:
-    """A module's main output (the first element of a tuple)."""
-    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def zero_columns(a: torch.Tensor, cols: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
@@ -65,7 +61,7 @@ class DensePart:
     def count(self, real: Callable[[], torch.Tensor], positive: Callable[[], torch.Tensor], where: str):
         """A hook adding the real tokens where each activation output is > 0 to positive()[offset:offset+m]."""
         if self.act is None:
-            raise_no_act(where)
+            raise no_act_module(where)
 
         def hook(module, args, output):
             mask = real()
@@ -76,10 +72,18 @@ class DensePart:
         return self.act.register_forward_hook(hook)
 
 
-def raise_no_act(where: str):
-    from tn.infra.errors import ModelError
-    raise ModelError(f"{where}: the MLP applies its activation function without a module (e.g. F.silu inside "
-                     "forward), so LAPE has no activation output to read")
+def no_act_module(where: str) -> ModelError:
+    """The error for an MLP whose activation function is no module (LAPE has nothing to hook)."""
+    return ModelError(f"{where}: the MLP applies its activation function without a module (e.g. F.silu inside "
+                      "forward), so LAPE has no activation output to read")
+
+
+def store_output(adapter, layer: int, slot: dict, out: torch.Tensor) -> None:
+    """Put the MLP output at the last tokens into `slot`, and the contribution too where no post-MLP norm follows
+    (the post-MLP norm's hook puts it there otherwise)."""
+    slot["down_out"] = out
+    if adapter.post_norm(layer) is None:
+        slot["contribution"] = adapter.contribution(layer, out, None)
 
 
 class DenseSite:
@@ -104,13 +108,10 @@ class DenseSite:
         return None, index
 
     def read(self, slot, last):
-        adapter, layer = self.adapter, self.layer
-
         def put(a: torch.Tensor, out: torch.Tensor) -> None:
             s = slot()
-            s["activations"], s["down_out"] = a, out
-            if adapter.post_norm(layer) is None:
-                s["contribution"] = adapter.contribution(layer, out, None)
+            s["activations"] = a
+            store_output(self.adapter, self.layer, s, out)
         return [self.part.read_input(put, last)]
 
     def zero(self, cols, positions):

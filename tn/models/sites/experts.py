@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from tn.infra.errors import ModelError
-from tn.models.forward import gather_last
-from tn.models.sites.dense import DensePart, first, zero_columns
+from tn.models.forward import first, gather_last
+from tn.models.sites.dense import DensePart, store_output, zero_columns
 from tn.models.sites.routed import install, value_blocks
 
 SHARED = "shared"  # the expert label of shared-expert neurons in neurons.json
@@ -61,8 +61,12 @@ class ExpertSite:
     def label(self, index: int) -> tuple[object, int]:
         return (index // self.m, index % self.m) if index < self.routed else (SHARED, index - self.routed)
 
+    def _no_routed(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """(B, E, m) zeros for the routed activations at the last tokens, at least float32 (w * a in full)."""
+        return torch.zeros(batch, self.num_experts, self.m, device=like.device,
+                           dtype=torch.promote_types(like.dtype, torch.float32))
+
     def read(self, slot: Callable[[], dict], last: Callable[[], torch.Tensor]) -> list:
-        m = self.m
         handles = []
 
         def routed(module, args, output):
@@ -71,8 +75,7 @@ class ExpertSite:
             batch = rows.shape[0]
             flat = torch.arange(batch, device=tokens.device) * (num_tokens // batch) + rows.to(tokens.device)
             hit, row = torch.nonzero(tokens[:, None] == flat[None, :], as_tuple=True)  # routed rows that are last
-            acts = slot().setdefault("routed", torch.zeros(batch, self.num_experts, m, device=output.device,
-                                                           dtype=torch.promote_types(output.dtype, torch.float32)))
+            acts = slot().setdefault("routed", self._no_routed(batch, output))
             acts[row, expert] = output[hit].to(acts.dtype) * weights[hit, None].to(acts.dtype)
         handles.append(self.hook_point.register_forward_hook(routed))
         if self.shared is not None:
@@ -86,17 +89,14 @@ class ExpertSite:
             out = gather_last(first(output), last())
             routed_acts = s.pop("routed", None)
             if routed_acts is None:
-                routed_acts = torch.zeros(out.shape[0], self.num_experts, m, device=out.device,
-                                          dtype=torch.promote_types(out.dtype, torch.float32))
+                routed_acts = self._no_routed(out.shape[0], out)
             parts = [routed_acts.flatten(1)]
             if self.shared is not None:
                 shared = s.pop("shared").to(routed_acts.dtype)
                 gate = s.pop("gate", None)
                 parts.append(shared if gate is None else shared * torch.sigmoid(gate.to(routed_acts.dtype)))
             s["activations"] = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-            s["down_out"] = out
-            if self.adapter.post_norm(self.layer) is None:
-                s["contribution"] = self.adapter.contribution(self.layer, out, None)
+            store_output(self.adapter, self.layer, s, out)
         handles.append(self.adapter.down_proj(self.layer).register_forward_hook(assemble))
         return handles
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from tn.infra.errors import ModelError
-from tn.models.structural.probe import first, run_probe, weight_of
+from tn.models.forward import first
+from tn.models.structural.probe import run_probe, weight_of
 
 # class names of routed-expert machinery in transformers (MixtralExperts, Qwen2MoeSparseMoeBlock, Llama4TextMoe,
 # GptOssTopKRouter, ...); a submodule called "experts" (remote code) counts too

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from tn.infra.errors import ModelError
-from tn.models.structural.probe import TOLERANCE, detached_copy, first, run_probe, weight_of
+from tn.models.forward import first
+from tn.models.structural.probe import TOLERANCE, detached_copy, run_probe, weight_of
 
 _ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
 # how transformers names MLPs and their output projections; among several candidates these win (Gemma-4's

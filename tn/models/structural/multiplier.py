@@ -9,7 +9,8 @@ from torch import nn
 
 from tn.infra.errors import ModelError
 from tn.models.families import Family
-from tn.models.structural.probe import TOLERANCE, BlockCall, first, record_blocks, replica
+from tn.models.forward import first
+from tn.models.structural.probe import TOLERANCE, BlockCall, record_blocks, replica
 
 
 def find_multiplier(model: nn.Module, blocks: list[nn.Module], family: Family, device: torch.device) -> str | None:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from tn.infra.errors import ModelError
-from tn.models.forward import Batch, forward
+from tn.models.forward import Batch, first, forward
 
 PROBE_SHAPE = (2, 12)  # (rows, tokens): enough positions to exercise attention, small enough for any model
 # relative error within which an identity counts as holding: replicas run in float64, but norms and rotary
@@ -34,10 +34,6 @@ class BlockCall:
     kwargs: dict
     output: torch.Tensor
 
-
-def first(output: object) -> object:
-    """The hidden states of a module output that may be a tuple (hidden_states, attentions, ...)."""
-    return output[0] if isinstance(output, (tuple, list)) and output else output
 
 
 def weight_of(module: nn.Module) -> torch.Tensor | None:

@@ -24,7 +24,8 @@ import torch
 
 from tn.infra.errors import ModelError
 from tn.models.families import value_rows
-from tn.models.structural.probe import (TOLERANCE, BlockCall, Replica, first, left_padded, probe_batch, record_blocks,
+from tn.models.forward import first
+from tn.models.structural.probe import (TOLERANCE, BlockCall, Replica, left_padded, probe_batch, record_blocks,
                                         replica, run_probe)
 
 if TYPE_CHECKING:  # the adapter imports this package
