@@ -197,6 +197,18 @@ def test_shipped_weights_come_from_the_current_recipe():
     assert (WEIGHTS_DIR / "model.safetensors").stat().st_size < 10 * 2**20
 
 
+def test_targets_on_other_sets_compose_both_jobs(tmp_path):
+    from tn.organism.targets import compose, jobs
+
+    # `python -m tn.organism targets --data DIR`: its questions file reaches the job that asks them, and the
+    # Type-2 job (task=specificity, no mkqa) still composes
+    overrides = jobs("ja", ["data=files", f"data.dir={tmp_path}"], mkqa_source=str(tmp_path / "mkqa.jsonl"))
+    type1, _ = compose(overrides["type1"])
+    type2, _ = compose(overrides["type2"])
+    assert type1.task["mkqa"]["source"] == str(tmp_path / "mkqa.jsonl") and list(type2.task) == ["specificity"]
+    assert type1.data.dir == type2.data.dir == str(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # The scientific regression test: tn's identification and ablation must find the paper's effects on the organism.
 @pytest.fixture(scope="module")

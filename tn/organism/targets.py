@@ -97,11 +97,20 @@ def run(overrides: list[str], out_dir: Path) -> dict:
     return run_job(cfg, out_dir, resolved)
 
 
-def measure(lang: str, base: list[str], out_dir: Path) -> LangTargets:
-    """All target values of `lang`; `base` selects model, data and cache (e.g. ["cache_dir=/tmp/c"])."""
+def jobs(lang: str, base: list[str], mkqa_source: str | None = None) -> dict[str, list[str]]:
+    """The overrides of the two jobs of `lang`: {"type1": ..., "type2": ...}. `mkqa_source` (another questions
+    file) goes to the Type-1 job only: the Type-2 job has no mkqa task to set it on."""
     common = [*base, f"lang={lang}", "baseline.draw=uniform", "baseline.seeds=[0,1,2]", "logger=none", "resume=false"]
-    m1 = run([*common, "neuron_type=type1", "task=[mknn,hs_sim,mkqa,specificity]"], out_dir / f"{lang}_type1")
-    m2 = run([*common, "neuron_type=type2", "task=specificity"], out_dir / f"{lang}_type2")
+    qa = [f"task.mkqa.source={mkqa_source}"] if mkqa_source else []
+    return {"type1": [*common, "neuron_type=type1", "task=[mknn,hs_sim,mkqa,specificity]", *qa],
+            "type2": [*common, "neuron_type=type2", "task=specificity"]}
+
+
+def measure(lang: str, base: list[str], out_dir: Path, mkqa_source: str | None = None) -> LangTargets:
+    """All target values of `lang`; `base` selects model, data and cache (e.g. ["cache_dir=/tmp/c"])."""
+    overrides = jobs(lang, base, mkqa_source)
+    m1 = run(overrides["type1"], out_dir / f"{lang}_type1")
+    m2 = run(overrides["type2"], out_dir / f"{lang}_type2")
     seeds = [c for c in m1["conditions"] if c.startswith("baseline/")]
     clean, ablated = m1["conditions"]["clean"], m1["conditions"]["ablated"]
     layers = middle_layers(len(clean["mknn"]["mknn"]))
