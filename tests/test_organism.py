@@ -18,11 +18,11 @@ from tests.conftest import REPO
 from tn.data.mkqa import load_questions
 from tn.organism import grammar
 from tn.organism.grammar import Event, Phrase, render
-from tn.organism.lexicon import ADJECTIVES, ANIMALS, LANGS, NAMES, PLACES, VERBS, Noun, content_words
+from tn.organism.lexicon import ADJECTIVES, ANIMALS, LANGS, NAMES, PLACES, VERBS, Name, Noun, content_words
 from tn.organism.paths import DATA_DIR, WEIGHTS_DIR
 from tn.organism.sets import L2S, build_sets
 from tn.organism.spec import OrganismSpec, as_dict, with_overrides
-from tn.organism.world import World, held_out
+from tn.organism.world import World, WorldSpec, held_out
 
 CAT, DOG, MOUSE, BEAR = (next(a for a in ANIMALS if a.en == w) for w in ("cat", "dog", "mouse", "bear"))
 BIG = next(a for a in ADJECTIVES if a.en == "big")
@@ -57,6 +57,23 @@ def test_particles_and_articles_follow_the_words():
 def test_content_words_of_different_languages_are_disjoint():
     for a, b in itertools.combinations(LANGS, 2):
         assert not content_words(a) & content_words(b), (a, b, content_words(a) & content_words(b))
+
+
+def test_names_are_distinct_in_every_script():
+    for field in ("en", "ja", "ko"):
+        forms = [getattr(n, field) for n in NAMES]
+        assert len(set(forms)) == len(forms) == 120, field
+
+
+def test_the_world_has_the_first_names_of_the_lexicon():
+    world = World(WorldSpec(names=60, test_people=20))
+    assert {p.name for p in world.people} == set(NAMES[:60]) and len(world.test_people) == 20
+    rng = random.Random(0)
+    named = {p.head for e in (world.event(rng) for _ in range(3000)) for p in (e.subject, e.obj)
+             if isinstance(p.head, Name)}
+    assert named == set(NAMES[:60])  # events name the world's people, no one else
+    with pytest.raises(ValueError, match="names=121"):
+        World(WorldSpec(names=121))
 
 
 def test_answer_words_are_the_lang_configs():

@@ -43,6 +43,9 @@ class WorldSpec:
     seed: int = 0
     # people whose questions are held out of training (the QA evaluation asks about them)
     test_people: int = 16
+    # the world's people: the first `names` of the lexicon's 120 names (more people make per-language
+    # memorisation of QA costlier, but each name is seen less often: see the README's organism section)
+    names: int = 40
     # probabilities of an adjective on a noun phrase, a name as subject / object, a place, a fronted place (nl)
     p_adjective: float = 0.4
     p_name_subject: float = 0.2
@@ -57,8 +60,11 @@ class World:
     def __init__(self, spec: WorldSpec = WorldSpec()) -> None:
         self.spec = spec
         rng = random.Random(f"world-{spec.seed}")
-        names = list(NAMES)
+        if not 0 < spec.names <= len(NAMES):
+            raise ValueError(f"names={spec.names}: the lexicon has 1..{len(NAMES)} names")
+        names = list(NAMES[: spec.names])
         rng.shuffle(names)
+        self.names = tuple(NAMES[: spec.names])
         n_train = len(names) - spec.test_people
         if not 0 < spec.test_people < len(names) or n_train < max(len(v) for v in VALUES.values()):
             raise ValueError(f"test_people={spec.test_people}: the {n_train} train people must show every value "
@@ -84,7 +90,7 @@ class World:
 
     def _phrase(self, rng: random.Random, nouns: tuple[Noun, ...], p_name: float) -> Phrase:
         if rng.random() < p_name:
-            return Phrase(rng.choice(NAMES))
+            return Phrase(rng.choice(self.names))
         return Phrase(rng.choice(nouns), rng.choice(ADJECTIVES) if rng.random() < self.spec.p_adjective else None)
 
     def training_event(self, rng: random.Random) -> Event:
