@@ -68,10 +68,11 @@ def cmd_targets(args: argparse.Namespace) -> None:
     base = [f"cache_dir={out / 'cache'}"]
     if args.model:  # another organism: loaded as any local checkpoint, with the organism's sets
         base += ["model=hf", f"model.name_or_path={Path(args.model).resolve()}", "model.id=organism", "data=organism"]
-    data = Path(args.data).resolve() if args.data else None
-    if data:
+    qa = None
+    if args.data:
+        data = Path(args.data).resolve()
         base += ["data=files", f"data.dir={data}"]
-    qa = str(data / "mkqa.jsonl") if data else None
+        qa = str(data / "mkqa.jsonl")
     results = [targets.measure(lang, base, out, mkqa_source=qa) for lang in args.langs.split(",")]
     (out / "targets.json").write_text(json.dumps(targets.to_json(results), indent=1) + "\n", encoding="utf-8")
     print(targets.table(results))

@@ -62,9 +62,9 @@ class World:
         rng = random.Random(f"world-{spec.seed}")
         if not 0 < spec.names <= len(NAMES):
             raise ValueError(f"names={spec.names}: the lexicon has 1..{len(NAMES)} names")
-        names = list(NAMES[: spec.names])
+        self.names = NAMES[: spec.names]
+        names = list(self.names)
         rng.shuffle(names)
-        self.names = tuple(NAMES[: spec.names])
         n_train = len(names) - spec.test_people
         if not 0 < spec.test_people < len(names) or n_train < max(len(v) for v in VALUES.values()):
             raise ValueError(f"test_people={spec.test_people}: the {n_train} train people must show every value "
