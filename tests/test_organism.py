@@ -188,6 +188,29 @@ def test_training_documents_match_what_tn_evaluates():
     assert visible[: cut, : cut].equal(torch.ones(cut, cut).tril().bool())
 
 
+def test_question_translation_and_qa_bottleneck_knobs():
+    from tn.organism.documents import qa, translation
+
+    world = World()
+
+    def named(mixture_overrides: list[str]) -> set[str]:
+        """English names of the people whose questions the translations carry."""
+        mixture, rng = with_overrides(OrganismSpec(), ["mixture.p_question=1", *mixture_overrides]).mixture, \
+            random.Random(0)
+        sources = [translation(world, rng, mixture).pieces[0] for _ in range(600)]
+        return {p.name.en for p in world.people for text in sources if any(
+            p.name.form(lang) in text for lang in LANGS)}
+
+    test_names = {p.name.en for p in world.test_people}
+    assert not named([]) & test_names  # default: questions about train people only
+    assert named(["mixture.question_people=all"]) & test_names
+    with pytest.raises(ValueError, match="question_people='some': allowed values are train, all"):
+        with_overrides(OrganismSpec(), ["mixture.question_people=some"])
+    for p_qa, expected in (("1", {True}), ("0", {False})):
+        mixture, rng = with_overrides(OrganismSpec(), [f"mixture.p_qa_bottleneck={p_qa}"]).mixture, random.Random(0)
+        assert {qa(world, rng, mixture).bottleneck for _ in range(50)} == expected
+
+
 def test_training_is_reproducible_bit_for_bit(tmp_path):
     from tn.organism.train import save, train
 
@@ -205,6 +228,87 @@ def test_training_is_reproducible_bit_for_bit(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert digests[0] == digests[1]
+
+
+# a recipe that trains in seconds, with MLP dropout so that the RNG state matters on resume
+TINY = ["train.steps=150", "train.batch_size=8", "train.tokenizer_documents=400", "train.warmup=10",
+        "model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=2", "train.mlp_dropout=0.1"]
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The tiny recipe's weights from a run that was never stopped (one thread, as the CLI trains)."""
+    from tn.organism.train import save, train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = save(*train(with_overrides(OrganismSpec(), TINY)), tmp_path_factory.mktemp("uninterrupted") / "w")
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_a_stopped_run_resumes_to_the_same_bytes(tmp_path, uninterrupted):
+    from tn.organism.checkpoint import FILE
+    from tn.organism.train import save, train
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_100(step, *_):
+        if step == 100:
+            raise Stop
+
+    spec, threads = with_overrides(OrganismSpec(), TINY), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.raises(Stop):
+            train(spec, on_step=stop_at_100, checkpoint=tmp_path / "ck", every=40)
+        assert torch.load(tmp_path / "ck" / FILE, weights_only=True)["step"] == 80  # the last checkpoint
+        model, tok, record = train(spec, checkpoint=tmp_path / "ck", every=40)
+        with pytest.raises(ValueError, match=r"train.steps: 150 in the checkpoint, 151 now.*--fresh"):
+            train(with_overrides(spec, ["train.steps=151"]), checkpoint=tmp_path / "ck")
+    finally:
+        torch.set_num_threads(threads)
+    out = save(model, tok, record, tmp_path / "resumed")
+    assert record["resumed"] == [80] and [s for s, _ in record["losses"]] == [0, 50, 100, 149]
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert _digest(out / name) == _digest(uninterrupted / name)
+
+
+def test_a_killed_training_command_continues_where_it_stopped(tmp_path, uninterrupted):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import run_process
+
+    cmd = [sys.executable, "-m", "tn.organism", "train", "--out", str(tmp_path / "w"), "--checkpoint-every", "10",
+           *(f"--set={o}" for o in TINY)]
+    checkpoint = tmp_path / "w.checkpoint" / "checkpoint.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600  # generous: a loaded machine imports torch slowly
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # no clean-up of any kind, as a pre-empted SLURM job or a closed laptop
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {err[-2000:]}"
+    assert not (tmp_path / "w").exists() and checkpoint.exists()
+    # another recipe is refused with the differing field, and the checkpoint is kept
+    other = run_process([*cmd, "--set=train.lr=0.001"], timeout=600)
+    assert other.returncode == 2 and "train.lr: 0.002 in the checkpoint, 0.001 now" in other.stderr
+    assert "Traceback" not in other.stderr and checkpoint.exists()
+    done = run_process(cmd, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed at step" in done.stdout and not checkpoint.parent.exists()
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert _digest(tmp_path / "w" / name) == _digest(uninterrupted / name)
 
 
 def test_shipped_weights_come_from_the_current_recipe():

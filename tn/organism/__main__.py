@@ -2,6 +2,7 @@
 
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
+                                               # (stopped? the same command resumes from its checkpoint)
     python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
 Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
@@ -43,17 +44,32 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train on one CPU thread and save the weights."""
+    """Train on one CPU thread and save the weights (resumable: rerun the same command after a stop)."""
+    import shutil
+
     import torch
 
     from tn.organism.train import save, train
 
     torch.set_num_threads(1)  # the bytes of the result depend on the thread count: pin it
     spec = _spec(args.set)
-    model, tok, record = train(spec, on_step=lambda step, loss, *_: print(f"step {step:5d}  loss {loss:.4f}",
-                                                                           flush=True))
-    out = save(model, tok, record, Path(args.out or WEIGHTS_DIR))
-    print(f"trained in {record['seconds']:.0f} s; wrote {out}")
+    out = Path(args.out or WEIGHTS_DIR)
+    checkpoint = out.with_name(out.name + ".checkpoint") if args.checkpoint_every > 0 else None
+    if checkpoint and args.fresh:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    if checkpoint:
+        print(f"checkpoints every {args.checkpoint_every} steps in {checkpoint}: if this run stops, the same "
+              "command continues it", flush=True)
+
+    def report(step: int, loss: float, *_: object) -> None:
+        print(f"step {step:5d}  loss {loss:.4f}", flush=True)
+
+    model, tok, record = train(spec, on_step=report, checkpoint=checkpoint, every=args.checkpoint_every)
+    out = save(model, tok, record, out)
+    if checkpoint:
+        shutil.rmtree(checkpoint, ignore_errors=True)  # the weights are written: the run is complete
+    resumed = f" (resumed at step {', '.join(map(str, record['resumed']))})" if record.get("resumed") else ""
+    print(f"trained in {record['seconds']:.0f} s{resumed}; wrote {out}")
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -101,11 +117,22 @@ def main(argv: list[str]) -> None:
     targets_parser.add_argument("--model", help="organism weights directory (default: the shipped one)")
     targets_parser.add_argument("--data", help="organism sets directory (default: the shipped one)")
     targets_parser.add_argument("--langs", default="ja,nl,ko,it")
+    train_parser = sub.choices["train"]
+    train_parser.add_argument("--checkpoint-every", type=int, default=250, metavar="N",
+                              help="save the training state every N steps into OUT.checkpoint (0: never)")
+    train_parser.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and start over")
     sub.choices["figure"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    args.func(args)
+    from tn.infra.errors import TnError
+
+    if getattr(args, "checkpoint_every", 0) < 0:
+        parser.error(f"--checkpoint-every {args.checkpoint_every}: expected a step count >= 0 (0: never)")
+    try:
+        args.func(args)
+    except (ValueError, TnError) as exc:  # bad --set values, a foreign checkpoint: the message, not a traceback
+        parser.exit(2, f"python -m tn.organism {args.command}: error: {exc}\n")
 
 
 if __name__ == "__main__":

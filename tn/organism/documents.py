@@ -60,9 +60,24 @@ class MixtureSpec:
     # run translating questions at 0.25 (about every person, test people included) aligned sentences less (mutual
     # kNN 0.38-0.50 instead of 0.47-0.59 in the middle layers) and answered nl / it questions worse (F1 ~0.3)
     p_question: float = 0.0
+    # whose questions are translated: "train" people only, or "all" (test people too: their questions, never
+    # their answers, so the QA facts stay English-only)
+    question_people: str = "train"
+    # share of QA documents behind the bottleneck (None: p_bottleneck). At 1.0 every answer is computed from the
+    # question's "?" alone, the state that question translations align across languages
+    p_qa_bottleneck: float | None = None
     # sentences per monolingual document: min_sentences..max_sentences
     min_sentences: int = 2
     max_sentences: int = 4
+
+    def __post_init__(self) -> None:
+        if self.question_people not in QUESTION_PEOPLE:
+            raise ValueError(f"mixture.question_people={self.question_people!r}: allowed values are "
+                             f"{', '.join(QUESTION_PEOPLE)}")
+
+
+# the people whose questions translations may carry (MixtureSpec.question_people)
+QUESTION_PEOPLE: dict[str, Callable[[World], tuple]] = {"train": lambda w: w.train_people, "all": lambda w: w.people}
 
 
 def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
@@ -74,7 +89,7 @@ def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document
     else:
         pair = rng.sample(l2s, 2)
     if spec.p_question and rng.random() < spec.p_question:  # no draw when off: the stream stays as without it
-        person, relation = rng.choice(world.train_people), rng.choice(RELATIONS)
+        person, relation = rng.choice(QUESTION_PEOPLE[spec.question_people](world)), rng.choice(RELATIONS)
         source, target = (question(relation, person.name, lang) + "?" for lang in pair)
     else:
         event = world.training_event(rng)
@@ -105,8 +120,8 @@ def qa(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
     person, relation, lang = rng.choice(qa_items(world))
     text = prompt(question(relation, person.name, lang), ANSWER_WORDS[lang])
     head, tail = text.split("? ", 1)
-    return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]),
-                    bottleneck=rng.random() < spec.p_bottleneck)
+    p = spec.p_bottleneck if spec.p_qa_bottleneck is None else spec.p_qa_bottleneck
+    return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]), bottleneck=rng.random() < p)
 
 
 def qa_items(world: World) -> list[tuple]:

@@ -77,6 +77,8 @@ def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
 
 
 def _parse(raw: str, current: Any) -> Any:
+    if current is None:  # an optional number whose default is "unset"
+        return None if raw.lower() in ("none", "null") else float(raw)
     if isinstance(current, bool):
         return raw.lower() in ("1", "true", "yes")
     if isinstance(current, tuple):

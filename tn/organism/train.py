@@ -2,7 +2,8 @@
 
 Reproducible bit for bit on one machine: the document stream, the initialisation and the dropout draws come
 from fixed seeds, torch runs with deterministic algorithms, and the caller pins the thread count (the CLI
-uses one thread; a different count can change float summation order and so the bytes).
+uses one thread; a different count can change float summation order and so the bytes). A run can be stopped
+and resumed from its checkpoint (tn.organism.checkpoint) without changing a byte of the result.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 
+from tn.organism import checkpoint as ckpt
 from tn.organism.documents import Document, documents
 from tn.organism.spec import ModelSpec, OrganismSpec, TrainSpec, as_dict
 from tn.organism.tokenizer import train_tokenizer, wrap
@@ -42,18 +44,24 @@ def encode_document(tok: "Tokenizer", doc: Document, max_length: int) -> tuple[l
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def batches(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec) -> Iterator[Batch]:
-    """(input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T)), right-padded.
+def batches(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec, skip: int = 0) -> Iterator[Batch]:
+    """(input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T)), right-padded, after the first
+    `skip` batches (a resumed run's; they are regenerated, not collated).
 
     A pool of documents is sorted by length and cut into batches, so a batch wastes little on padding; the
     batches of a pool are visited in a seeded random order."""
+    for rows in itertools.islice(_batch_rows(stream, tok, spec), skip, None):
+        yield _collate(rows, tok.pad_token_id)
+
+
+def _batch_rows(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec) -> Iterator[list]:
     order_rng = torch.Generator().manual_seed(spec.seed)
     while True:
         pool = sorted((encode_document(tok, d, spec.max_length) for d in
                        itertools.islice(stream, spec.batch_size * spec.pool_batches)), key=lambda e: len(e[0]))
         chunks = [pool[i: i + spec.batch_size] for i in range(0, len(pool), spec.batch_size)]
         for j in torch.randperm(len(chunks), generator=order_rng).tolist():
-            yield _collate(chunks[j], tok.pad_token_id)
+            yield chunks[j]
 
 
 def _collate(rows: list[tuple[list[int], int | None]], pad_id: int) -> Batch:
@@ -100,10 +108,15 @@ def _mlp_dropout(model: torch.nn.Module, p: float) -> list:
     return [layer.mlp.down_proj.register_forward_pre_hook(hook) for layer in model.model.layers] if p > 0 else []
 
 
-def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None) -> tuple[torch.nn.Module, "Tokenizer", dict]:
+def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkpoint: Path | None = None,
+          every: int = 250) -> tuple[torch.nn.Module, "Tokenizer", dict]:
     """Train tokenizer and model; return (model in eval mode, tokenizer, record of the run).
 
-    on_step(step, loss, model, tok) is called every 50 steps and after the last one."""
+    on_step(step, loss, model, tok) is called every 50 steps and after the last one. With `checkpoint` (a
+    directory), the state is saved there every `every` steps, and a run that finds a checkpoint of the same
+    recipe continues from it: the result is the same bytes as an uninterrupted run's."""
+    if checkpoint is not None and every < 1:
+        raise ValueError(f"every={every}: checkpoints need a positive step interval")
     torch.use_deterministic_algorithms(True)
     world, ts = World(spec.world), spec.train
     started = time.perf_counter()
@@ -115,10 +128,19 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None) -> tup
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": ts.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=ts.lr, betas=ts.betas)
+    recipe = json.loads(json.dumps(as_dict(spec)))
+    identity = (recipe, ckpt.digest(tok.backend_tokenizer.to_str()), torch.get_num_threads())
+    state = ckpt.load(checkpoint, *identity) if checkpoint else None
+    if state is None:
+        state = ckpt.TrainState(0, {}, {}, torch.get_rng_state(), [], 0.0, [])
+    else:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng)
+        state.resumed.append(state.step)
     hooks = _mlp_dropout(model, ts.mlp_dropout)
-    losses: list[list[float]] = []
-    stream = batches(documents(world, spec.mixture, seed=ts.seed), tok, ts)
-    for step, (ids, labels, mask) in zip(range(ts.steps), stream):
+    stream = batches(documents(world, spec.mixture, seed=ts.seed), tok, ts, skip=state.step)
+    for step, (ids, labels, mask) in zip(range(state.step, ts.steps), stream):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, ts)
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -127,13 +149,20 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None) -> tup
         torch.nn.utils.clip_grad_norm_(model.parameters(), ts.grad_clip)
         optimizer.step()
         if step % 50 == 0 or step == ts.steps - 1:
-            losses.append([step, round(loss.item(), 4)])
+            state.losses.append([step, round(loss.item(), 4)])
             if on_step:
                 on_step(step, loss.item(), model, tok)
+        if checkpoint and (step + 1) % every == 0 and step + 1 < ts.steps:
+            ckpt.save(checkpoint, ckpt.TrainState(
+                step + 1, model.state_dict(), optimizer.state_dict(), torch.get_rng_state(), state.losses,
+                state.seconds + time.perf_counter() - started, state.resumed), *identity)
     for h in hooks:
         h.remove()
-    record = {"spec": as_dict(spec), "losses": losses, "seconds": round(time.perf_counter() - started, 1),
+    record = {"spec": as_dict(spec), "losses": state.losses,
+              "seconds": round(state.seconds + time.perf_counter() - started, 1),
               "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if state.resumed:
+        record["resumed"] = state.resumed
     return model.eval(), tok, record
 
 
