@@ -1,11 +1,12 @@
 """The training stream: short documents of four kinds, drawn from one seeded random generator.
 
-- translation: a sentence (or, with `p_question`, a question about a train person), a tag naming the target language (<ja>, ...:
-  a special token, never seen at evaluation) and the translation. In half of them (`p_bottleneck`) the tag
-  and the translation may look at the source only through its last token, the sentence-final marker (a
-  gist-style attention mask during training; at inference the model is a plain causal LM). So the marker's
-  hidden states must carry the sentence's whole meaning, in a form every target language can be decoded
-  from: the shared semantic space of the paper, at the last token, where tn reads it. The other half, with
+- translation: a sentence (or, with `p_question`, a question about a person of `question_people`), a tag
+  naming the target language (<ja>, ...: a special token, never seen at evaluation) and the translation. In
+  half of them (`p_bottleneck`) the tag and the translation may look at the source only through its last
+  token, the sentence-final marker (a gist-style attention mask during training; at inference the model is a
+  plain causal LM). So the marker's hidden states must carry the sentence's whole meaning, in a form every
+  target language can be decoded from: the shared semantic space of the paper, at the last token, where tn
+  reads it. The other half, with
   ordinary attention, teach word-level correspondences.
 - mono: two to four sentences in one language. After a marker comes the same language or a tag, never
   another language's words, so the late layers turn the shared meaning back into language-specific states
@@ -23,6 +24,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from tn.infra.errors import check_choice
 from tn.organism.grammar import ANSWER_WORDS, RELATIONS, answers, fact, question, render
 from tn.organism.lexicon import LANGS
 from tn.organism.world import World
@@ -72,9 +74,7 @@ class MixtureSpec:
     max_sentences: int = 4
 
     def __post_init__(self) -> None:
-        if self.question_people not in QUESTION_PEOPLE:
-            raise ValueError(f"mixture.question_people={self.question_people!r}: allowed values are "
-                             f"{', '.join(QUESTION_PEOPLE)}")
+        check_choice("mixture.question_people", self.question_people, tuple(QUESTION_PEOPLE))
 
 
 # the people whose questions translations may carry (MixtureSpec.question_people)
@@ -82,7 +82,7 @@ QUESTION_PEOPLE: dict[str, Callable[[World], tuple]] = {"train": lambda w: w.tra
 
 
 def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
-    """A training sentence (or, with `p_question`, a question about a train person) and its translation."""
+    """A training sentence (or, with `p_question`, a question about one of `question_people`) and its translation."""
     l2s = [l for l in LANGS if l != "en"]
     if rng.random() < spec.p_english_pair:
         pair = ["en", rng.choice(l2s)]
