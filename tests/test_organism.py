@@ -19,7 +19,8 @@ from tests.conftest import REPO
 from tn.data.mkqa import load_questions
 from tn.infra.errors import ConfigError
 from tn.organism import grammar
-from tn.organism.grammar import Event, Phrase, render
+from tn.organism.documents import MixtureSpec, qa_items
+from tn.organism.grammar import Event, Phrase, question, render
 from tn.organism.lexicon import ADJECTIVES, ANIMALS, LANGS, NAMES, PLACES, VERBS, Name, Noun, content_words
 from tn.organism.paths import DATA_DIR, WEIGHTS_DIR
 from tn.organism.sets import L2S, build_sets
@@ -168,7 +169,7 @@ def test_spec_overrides_are_typed_and_checked():
 def test_training_documents_match_what_tn_evaluates():
     from transformers import AutoTokenizer
 
-    from tn.organism.documents import Document, TAGS, qa, qa_items
+    from tn.organism.documents import Document, TAGS, qa
     from tn.organism.train import _collate, encode_document
     from tn.tasks.mkqa import prompt
 
@@ -180,7 +181,7 @@ def test_training_documents_match_what_tn_evaluates():
         expected = tok(doc.pieces[0] + doc.pieces[1])["input_ids"]
         assert doc.pieces[0] + doc.pieces[1] == prompt(doc.pieces[0][:-1], doc.pieces[1].strip()[:-1])
         assert ids[: len(expected)] == expected and ids[-1] == tok.eos_token_id
-    assert {lang for person, _, lang in qa_items(world) if person in world.test_people} == {"en"}
+    assert {lang for person, _, lang in qa_items(world, MixtureSpec()) if person in world.test_people} == {"en"}
     # behind a bottleneck, the translation sees BOS, the source's marker and itself: never the source's words
     ids, cut = encode_document(tok, Document(("The cat sees the dog.", TAGS["ja"] + "猫は犬を見る。"), True), 64)
     _, _, bias = _collate([(ids, cut)], tok.pad_token_id)
@@ -211,6 +212,40 @@ def test_question_translation_and_qa_bottleneck_knobs():
     for p_qa, expected in (("1", {True}), ("0", {False})):
         mixture, rng = with_overrides(OrganismSpec(), [f"mixture.p_qa_bottleneck={p_qa}"]).mixture, random.Random(0)
         assert {qa(world, rng, mixture).bottleneck for _ in range(50)} == expected
+
+
+def test_test_questions_knob_keeps_test_peoples_facts_in_the_bios():
+    from tn.organism.documents import bio, qa
+
+    world = World()
+    for setting, expected in (("en", {"en"}), ("none", set())):
+        mixture, rng = with_overrides(OrganismSpec(), [f"mixture.test_questions={setting}"]).mixture, random.Random(0)
+        assert {lang for person, _, lang in qa_items(world, mixture) if person in world.test_people} == expected
+        questions = [qa(world, rng, mixture).pieces[0] for _ in range(400)]
+        asked = {p.name.en for p in world.test_people if any(p.name.en in q for q in questions)}
+        assert bool(asked) == bool(expected)
+    # with "none" the bios still state every person's facts: English is the only source of the test facts
+    rng = random.Random(0)
+    assert {p.name.en for p in world.test_people} <= {p.name.en for p in world.people for text in
+                          [bio(world, rng, OrganismSpec().mixture).pieces[0] for _ in range(400)] if p.name.en in text}
+    with pytest.raises(ConfigError, match="test_questions='ja' is not allowed; choose one of: en, none"):
+        with_overrides(OrganismSpec(), ["mixture.test_questions=ja"])
+
+
+def test_latin_name_script_writes_every_name_as_in_english():
+    native, latin = World(), World(WorldSpec(name_script="latin"))
+    assert [p.name.en for p in latin.people] == [p.name.en for p in native.people]  # same people, same facts
+    assert [p.home for p in latin.people] == [p.home for p in native.people]
+    person = latin.test_people[0]
+    for lang in ("ja", "ko"):
+        assert question("home", person.name, lang).startswith(person.name.en)  # Evaはどこに... / Eva는 어디에...
+        assert not question("home", native.test_people[0].name, lang).startswith(person.name.en)
+    rng = random.Random(0)
+    events = [latin.training_event(rng) for _ in range(300)]
+    named = [e for e in events if isinstance(e.subject.head, Name)]
+    assert named and all(render(e, "ja").startswith(e.subject.head.en + "は") for e in named)
+    with pytest.raises(ConfigError, match="name_script='cyrillic' is not allowed; choose one of: latin, native"):
+        with_overrides(OrganismSpec(), ["world.name_script=cyrillic"])
 
 
 @contextlib.contextmanager

@@ -69,14 +69,21 @@ class MixtureSpec:
     # question's "?" alone, the state that question translations align across languages. Measured with
     # question_people=all at 0.9 (README, recipe D): QA transfer fell, so both stay off by default
     p_qa_bottleneck: float | None = None
+    # the languages test people are asked in during training: "en" (their English QA is trained, so English
+    # answers them from memorised question-answer pairs) or "none" (their facts are in the English bios only:
+    # every language, English included, must then read them from the facts a bio stated)
+    test_questions: str = "en"
     # sentences per monolingual document: min_sentences..max_sentences
     min_sentences: int = 2
     max_sentences: int = 4
 
     def __post_init__(self) -> None:
         check_choice("mixture.question_people", self.question_people, tuple(QUESTION_PEOPLE))
+        check_choice("mixture.test_questions", self.test_questions, tuple(TEST_QUESTION_LANGS))
 
 
+# the languages test people's questions are trained in (MixtureSpec.test_questions)
+TEST_QUESTION_LANGS: dict[str, tuple[str, ...]] = {"en": ("en",), "none": ()}
 # the people whose questions translations may carry (MixtureSpec.question_people)
 QUESTION_PEOPLE: dict[str, Callable[[World], tuple]] = {"train": lambda w: w.train_people, "all": lambda w: w.people}
 
@@ -118,18 +125,19 @@ def qa(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
     With the bottleneck, the answer sees the question only through its "?", the question's sentence-final
     marker: answering then goes through the question's shared meaning, which is what lets a fact learnt in
     English be retrieved by a question in another language."""
-    person, relation, lang = rng.choice(qa_items(world))
+    person, relation, lang = rng.choice(qa_items(world, spec))
     text = prompt(question(relation, person.name, lang), ANSWER_WORDS[lang])
     head, tail = text.split("? ", 1)
     p = spec.p_bottleneck if spec.p_qa_bottleneck is None else spec.p_qa_bottleneck
     return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]), bottleneck=rng.random() < p)
 
 
-def qa_items(world: World) -> list[tuple]:
+def qa_items(world: World, spec: MixtureSpec) -> list[tuple]:
     """Every (person, relation, language) asked in training: train people in all languages, test people in
-    English only (their questions in ja, nl, ko and it are the evaluation)."""
+    the languages of `spec.test_questions` (their questions in ja, nl, ko and it are the evaluation)."""
+    test_langs = TEST_QUESTION_LANGS[spec.test_questions]
     return [(p, r, lang) for p in world.people for r in RELATIONS for lang in LANGS
-            if lang == "en" or p in world.train_people]
+            if p in world.train_people or lang in test_langs]
 
 
 KINDS: dict[str, Callable[[World, random.Random, MixtureSpec], Document]] = {

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from typing import Callable
 
+from tn.infra.errors import check_choice
 from tn.organism.grammar import Event, Phrase
 from tn.organism.lexicon import ADJECTIVES, AGENTS, FOODS, JOBS, NAMES, PATIENTS, PETS, PLACES, VERBS, Name, Noun
 
@@ -52,6 +54,17 @@ class WorldSpec:
     p_name_object: float = 0.1
     p_place: float = 0.6
     p_fronted: float = 0.4
+    # how ja and ko write the names: "native" (katakana / hangul, as their newspapers do) or "latin" (the
+    # English spelling, so a name is the same tokens in every language: a diagnostic of how much cross-lingual
+    # QA transfer depends on recognising a person across scripts; README, recipe L)
+    name_script: str = "native"
+
+    def __post_init__(self) -> None:
+        check_choice("world.name_script", self.name_script, tuple(NAME_SCRIPTS))
+
+
+# how a lexicon name is written in the world (WorldSpec.name_script)
+NAME_SCRIPTS: dict[str, Callable[[Name], Name]] = {"native": lambda n: n, "latin": lambda n: Name(n.en, n.en, n.en)}
 
 
 class World:
@@ -62,7 +75,7 @@ class World:
         rng = random.Random(f"world-{spec.seed}")
         if not 0 < spec.names <= len(NAMES):
             raise ValueError(f"names={spec.names}: the lexicon has 1..{len(NAMES)} names")
-        self.names = NAMES[: spec.names]
+        self.names = tuple(NAME_SCRIPTS[spec.name_script](n) for n in NAMES[: spec.names])
         names = list(self.names)
         rng.shuffle(names)
         n_train = len(names) - spec.test_people
