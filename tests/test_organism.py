@@ -247,6 +247,41 @@ def test_latin_name_script_writes_every_name_as_in_english():
         with_overrides(OrganismSpec(), ["world.name_script=cyrillic"])
 
 
+def test_surnames_make_hundreds_of_people_named_piece_by_piece():
+    from tokenizers import Regex, pre_tokenizers
+
+    from tn.organism.documents import TEST_QUESTION_LANGS
+    from tn.organism.grammar import RELATIONS
+    from tn.organism.lexicon import SURNAMES
+    from tn.organism.tokenizer import SCRIPT_PIECES
+
+    assert [p.name for p in World(WorldSpec(surnames=0)).people] == [p.name for p in World().people]
+    world = World(WorldSpec(surnames=5, test_people=40))
+    assert len(world.people) == 200 and len(world.test_people) == 40
+    for field in ("en", "ja", "ko"):
+        assert len({getattr(p.name, field) for p in world.people}) == 200, field
+    by_en = {p.name.en: p.name for p in world.people}
+    for first in NAMES[:40]:
+        for last in SURNAMES[:5]:  # every pair, each script joining the two as it writes foreign names
+            assert by_en[f"{first.en} {last.en}"] == Name(f"{first.en} {last.en}", f"{first.ja}・{last.ja}",
+                                                          f"{first.ko} {last.ko}")
+    tom_rossi, anna_jansen = by_en["Tom Rossi"], by_en["Anna Jansen"]
+    assert question("home", tom_rossi, "ja") == "トム・ロッシはどこに住んでいますか"
+    assert question("home", tom_rossi, "ko") == "톰 로시는 어디에 사나요"  # the particle follows the surname
+    assert question("home", anna_jansen, "ko") == "안나 얀센은 어디에 사나요"
+    assert question("home", tom_rossi, "it") == "dove vive Tom Rossi"
+    # the tokenizer's pre-split cuts a Japanese full name into given name, ・ and surname
+    split = pre_tokenizers.Split(Regex(SCRIPT_PIECES), behavior="isolated")
+    assert [piece for piece, _ in split.pre_tokenize_str("トム・ロッシは")] == ["トム", "・", "ロッシ", "は"]
+    # the cached QA items are the definition's
+    for setting, langs in TEST_QUESTION_LANGS.items():
+        mixture = with_overrides(OrganismSpec(), [f"mixture.test_questions={setting}"]).mixture
+        assert qa_items(world, mixture) == [(p, r, lang) for p in world.people for r in RELATIONS for lang in LANGS
+                                            if p in world.train_people or lang in langs]
+    with pytest.raises(ValueError, match=r"world.surnames=31: expected 0 \(one person per name\) to 30"):
+        with_overrides(OrganismSpec(), ["world.surnames=31"])
+
+
 @contextlib.contextmanager
 def one_thread():
     """Train on one thread, as the CLI does (the bytes of a run depend on the thread count)."""

@@ -306,6 +306,47 @@ Wendy ウェンディ 웬디
 Rita リタ 리타
 """.strip().splitlines())
 
+# family names for worlds of many people (WorldSpec.surnames): the Japanese form is the usual katakana
+# transliteration and the Korean one the hangul, so a full name maps across scripts piece by piece
+SURNAMES = tuple(Name(*line.split()) for line in """
+Rossi ロッシ 로시
+Jansen ヤンセン 얀센
+Smith スミス 스미스
+Bakker バッカー 바커
+Bianchi ビアンキ 비안키
+Weber ウェーバー 베버
+Novak ノヴァク 노바크
+Silva シルヴァ 실바
+Costa コスタ 코스타
+Moreau モロー 모로
+Berg ベルク 베르크
+Visser フィッセル 피서
+Romano ロマーノ 로마노
+Brown ブラウン 브라운
+Fischer フィッシャー 피셔
+Ricci リッチ 리치
+Meyer マイヤー 마이어
+Kowalski コワルスキ 코발스키
+Dekker デッカー 데커
+Greco グレコ 그레코
+Lopez ロペス 로페스
+Taylor テイラー 테일러
+Wolf ヴォルフ 볼프
+Conti コンティ 콘티
+Peters ピーターズ 피터스
+Marino マリーノ 마리노
+Hoffman ホフマン 호프먼
+Russo ルッソ 루소
+Vos フォス 포스
+Carter カーター 카터
+""".strip().splitlines())
+
+
+def full_name(first: Name, last: Name) -> Name:
+    """Given name and family name, written as each language writes a foreign name (ja: joined by ・)."""
+    return Name(f"{first.en} {last.en}", f"{first.ja}・{last.ja}", f"{first.ko} {last.ko}")
+
+
 # who can do things (subjects) and what things can be done to (objects)
 AGENTS = ANIMALS + PEOPLE + JOBS
 PATIENTS = ANIMALS + PEOPLE + JOBS + FOODS

@@ -15,7 +15,8 @@ from typing import Callable
 
 from tn.infra.errors import check_choice
 from tn.organism.grammar import Event, Phrase
-from tn.organism.lexicon import ADJECTIVES, AGENTS, FOODS, JOBS, NAMES, PATIENTS, PETS, PLACES, VERBS, Name, Noun
+from tn.organism.lexicon import (ADJECTIVES, AGENTS, FOODS, JOBS, NAMES, PATIENTS, PETS, PLACES, SURNAMES, VERBS, Name,
+                                 Noun, full_name)
 
 HELD_OUT_BUCKETS = 10  # one meaning in this many is reserved for the evaluation sets
 # the values each relation can take, in the order of Person's fields
@@ -58,9 +59,16 @@ class WorldSpec:
     # English spelling, so a name is the same tokens in every language: a diagnostic of how much cross-lingual
     # QA transfer depends on recognising a person across scripts; README, recipe L)
     name_script: str = "native"
+    # 0: one person per name. N > 0: the people are every (name, surname) of the `names` names and the first N
+    # of the lexicon's 30 surnames ("Tom Rossi", "トム・ロッシ", "톰 로시"): hundreds of people whose names
+    # translate piece by piece, so answering by memorising each (person, relation, language) costs more
+    surnames: int = 0
 
     def __post_init__(self) -> None:
         check_choice("world.name_script", self.name_script, tuple(NAME_SCRIPTS))
+        if not 0 <= self.surnames <= len(SURNAMES):
+            raise ValueError(f"world.surnames={self.surnames}: expected 0 (one person per name) to {len(SURNAMES)} "
+                             "(the lexicon's surnames)")
 
 
 # how a lexicon name is written in the world (WorldSpec.name_script)
@@ -75,7 +83,9 @@ class World:
         rng = random.Random(f"world-{spec.seed}")
         if not 0 < spec.names <= len(NAMES):
             raise ValueError(f"names={spec.names}: the lexicon has 1..{len(NAMES)} names")
-        self.names = tuple(NAME_SCRIPTS[spec.name_script](n) for n in NAMES[: spec.names])
+        firsts = NAMES[: spec.names]
+        full = [full_name(f, s) for f in firsts for s in SURNAMES[: spec.surnames]] if spec.surnames else firsts
+        self.names = tuple(NAME_SCRIPTS[spec.name_script](n) for n in full)
         names = list(self.names)
         rng.shuffle(names)
         n_train = len(names) - spec.test_people
