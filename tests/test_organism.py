@@ -276,8 +276,8 @@ def test_surnames_make_hundreds_of_people_named_piece_by_piece():
     # the cached QA items are the definition's
     for setting, langs in TEST_QUESTION_LANGS.items():
         mixture = with_overrides(OrganismSpec(), [f"mixture.test_questions={setting}"]).mixture
-        assert qa_items(world, mixture) == [(p, r, lang) for p in world.people for r in RELATIONS for lang in LANGS
-                                            if p in world.train_people or lang in langs]
+        assert list(qa_items(world, mixture)) == [(p, r, lang) for p in world.people for r in RELATIONS
+                                                  for lang in LANGS if p in world.train_people or lang in langs]
     with pytest.raises(ValueError, match=r"world.surnames=31: expected 0 \(one person per name\) to 30"):
         with_overrides(OrganismSpec(), ["world.surnames=31"])
 

@@ -126,23 +126,18 @@ def qa(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
     With the bottleneck, the answer sees the question only through its "?", the question's sentence-final
     marker: answering then goes through the question's shared meaning, which is what lets a fact learnt in
     English be retrieved by a question in another language."""
-    person, relation, lang = rng.choice(_qa_items(world, TEST_QUESTION_LANGS[spec.test_questions]))
+    person, relation, lang = rng.choice(qa_items(world, spec))
     text = prompt(question(relation, person.name, lang), ANSWER_WORDS[lang])
     head, tail = text.split("? ", 1)
     p = spec.p_bottleneck if spec.p_qa_bottleneck is None else spec.p_qa_bottleneck
     return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]), bottleneck=rng.random() < p)
 
 
-def qa_items(world: World, spec: MixtureSpec) -> list[tuple]:
+@functools.lru_cache(maxsize=8)  # every QA document draws from it; a world of hundreds has thousands of items
+def qa_items(world: World, spec: MixtureSpec) -> tuple[tuple, ...]:
     """Every (person, relation, language) asked in training: train people in all languages, test people in
     the languages of `spec.test_questions` (their questions in ja, nl, ko and it are the evaluation)."""
-    return list(_qa_items(world, TEST_QUESTION_LANGS[spec.test_questions]))
-
-
-@functools.lru_cache(maxsize=8)
-def _qa_items(world: World, test_langs: tuple[str, ...]) -> tuple[tuple, ...]:
-    # cached: a QA document draws from it, and a world of hundreds of people has thousands of items
-    train = set(world.train_people)
+    train, test_langs = set(world.train_people), TEST_QUESTION_LANGS[spec.test_questions]
     return tuple((p, r, lang) for p in world.people for r in RELATIONS for lang in LANGS
                  if p in train or lang in test_langs)
 
