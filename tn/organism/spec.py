@@ -28,7 +28,7 @@ class ModelSpec:
 class TrainSpec:
     """Optimisation: AdamW with linear warm-up and a cosine decay, on CPU."""
 
-    steps: int = 4000
+    steps: int = 11000
     batch_size: int = 64
     lr: float = 2e-3
     min_lr_ratio: float = 0.1

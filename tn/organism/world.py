@@ -45,7 +45,7 @@ class WorldSpec:
     # seed of every random choice in the world (attributes, splits)
     seed: int = 0
     # people whose questions are held out of training (the QA evaluation asks about them)
-    test_people: int = 16
+    test_people: int = 40
     # the world's people: the first `names` of the lexicon's 120 names (more people make per-language
     # memorisation of QA costlier, but each name is seen less often: see the README's organism section)
     names: int = 40
@@ -62,7 +62,7 @@ class WorldSpec:
     # 0: one person per name. N > 0: the people are every (name, surname) of the `names` names and the first N
     # of the lexicon's 30 surnames ("Tom Rossi", "トム・ロッシ", "톰 로시"): hundreds of people whose names
     # translate piece by piece, so answering by memorising each (person, relation, language) costs more
-    surnames: int = 0
+    surnames: int = 5
 
     def __post_init__(self) -> None:
         check_choice("world.name_script", self.name_script, tuple(NAME_SCRIPTS))
