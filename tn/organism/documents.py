@@ -53,15 +53,16 @@ class MixtureSpec:
     # relative weights of the document kinds
     translation: float = 0.4
     mono: float = 0.3
-    bio: float = 0.1
+    bio: float = 0.1  # English facts: the only place the test people's facts are stated
     qa: float = 0.25
     # share of translation pairs with English on one side (the rest pair two of ja, nl, ko, it)
     p_english_pair: float = 0.6
     # share of translations (and of QA documents) that see their source only through its sentence-final marker
     p_bottleneck: float = 0.5
-    # share of translations that translate a question about a train person instead of an event. Off: a 4000-step
-    # run translating questions at 0.25 (about every person, test people included) aligned sentences less (mutual
-    # kNN 0.38-0.50 instead of 0.47-0.59 in the middle layers) and answered nl / it questions worse (F1 ~0.3)
+    # share of translations that translate a question about a train person (without its answer) instead of an
+    # event: with 200 people it is what lets katakana / hangul questions reach facts learnt in English (ja/ko QA
+    # stayed at chance without it; README, recipe M). With 40 people and every person's questions (a 4000-step
+    # run at 0.25) it aligned sentences less and answered nl / it questions worse
     p_question: float = 0.3
     # whose questions are translated: "train" people only, or "all" (test people too: their questions, never
     # their answers, so the QA facts stay English-only)

@@ -44,7 +44,8 @@ class WorldSpec:
 
     # seed of every random choice in the world (attributes, splits)
     seed: int = 0
-    # people whose questions are held out of training (the QA evaluation asks about them)
+    # people whose questions are held out of training in every language but English (the QA evaluation asks
+    # about them in ja, nl, ko and it)
     test_people: int = 40
     # the world's people: the first `names` of the lexicon's 120 names (more people make per-language
     # memorisation of QA costlier, but each name is seen less often: see the README's organism section)
@@ -61,7 +62,8 @@ class WorldSpec:
     name_script: str = "native"
     # 0: one person per name. N > 0: the people are every (name, surname) of the `names` names and the first N
     # of the lexicon's 30 surnames ("Tom Rossi", "トム・ロッシ", "톰 로시"): hundreds of people whose names
-    # translate piece by piece, so answering by memorising each (person, relation, language) costs more
+    # translate piece by piece, so answering by memorising each (person, relation, language) costs more than
+    # retrieving through the shared space (5: 200 people, the shipped recipe M)
     surnames: int = 5
 
     def __post_init__(self) -> None:
