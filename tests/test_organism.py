@@ -24,7 +24,7 @@ from tn.organism.grammar import Event, Phrase, question, render
 from tn.organism.lexicon import ADJECTIVES, ANIMALS, LANGS, NAMES, PLACES, VERBS, Name, Noun, content_words
 from tn.organism.paths import DATA_DIR, WEIGHTS_DIR
 from tn.organism.sets import L2S, build_sets
-from tn.organism.spec import OrganismSpec, as_dict, with_overrides
+from tn.organism.spec import OrganismSpec, TrainSpec, as_dict, with_overrides
 from tn.organism.world import World, WorldSpec, held_out
 
 CAT, DOG, MOUSE, BEAR = (next(a for a in ANIMALS if a.en == w) for w in ("cat", "dog", "mouse", "bear"))
@@ -280,6 +280,38 @@ def test_surnames_make_hundreds_of_people_named_piece_by_piece():
                                                   for lang in LANGS if p in world.train_people or lang in langs]
     with pytest.raises(ValueError, match=r"world.surnames=31: expected 0 \(one person per name\) to 30"):
         with_overrides(OrganismSpec(), ["world.surnames=31"])
+
+
+def test_english_first_documents_are_english_only_then_the_mixture_resumes():
+    import re
+
+    from tn.organism.documents import KINDS, TAGS, documents
+    from tn.organism.lexicon import SURNAMES
+    from tn.organism.train import train
+
+    world, mixture = World(), MixtureSpec()
+    # surnames are names, written the same in English (Oscar Bakker), not the Dutch word for baker
+    non_english = set().union(*(content_words(l) for l in L2S)) - {s.en.lower() for s in SURNAMES}
+    foreign_script = re.compile("[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")  # kana, kanji, hangul
+    stream = list(itertools.islice(documents(world, mixture, seed=0, english_first=300), 600))
+    for doc in stream[:300]:
+        text = "".join(doc.pieces)
+        assert not foreign_script.search(text) and not any(tag in text for tag in TAGS.values()), text
+        assert not set(re.findall(r"[\w']+", text.lower())) & non_english, text
+        assert "Answer:" in text or len(doc.pieces) == 1  # QA in English, or a monolingual run / bio
+    later = ["".join(d.pieces) for d in stream[300:]]
+    assert any(foreign_script.search(t) for t in later) and any(tag in t for t in later for tag in TAGS.values())
+    # off, the stream is the plain weighted draw of a kind per document (no extra draw for the phase)
+    rng, kinds = random.Random("documents-0"), list(KINDS)
+    plain = [KINDS[rng.choices(kinds, [getattr(mixture, k) for k in kinds])[0]](world, rng, mixture)
+             for _ in range(300)]
+    assert list(itertools.islice(documents(world, mixture, seed=0), 300)) == plain
+    # english_steps is at most steps, however the overrides are ordered
+    with pytest.raises(ValueError, match="train.english_steps=9: expected 0 \\(off\\) to train.steps=8"):
+        with_overrides(OrganismSpec(), ["train.english_steps=9", "train.steps=8"])
+    with pytest.raises(ValueError, match="train.english_steps=9: expected 0 \\(off\\) to train.steps=8"):
+        train(OrganismSpec(train=TrainSpec(steps=8, english_steps=9)))  # the API checks too
+    assert with_overrides(OrganismSpec(), ["train.english_steps=12000", "train.steps=13000"]).train.english_steps
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -90,7 +91,7 @@ TEST_QUESTION_LANGS: dict[str, tuple[str, ...]] = {"en": ("en",), "none": ()}
 QUESTION_PEOPLE: dict[str, Callable[[World], tuple]] = {"train": lambda w: w.train_people, "all": lambda w: w.people}
 
 
-def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+def translation(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
     """A training sentence (or, with `p_question`, a question about one of `question_people`) and its translation."""
     l2s = [l for l in LANGS if l != "en"]
     if rng.random() < spec.p_english_pair:
@@ -107,27 +108,27 @@ def translation(world: World, rng: random.Random, spec: MixtureSpec) -> Document
     return Document((source, TAGS[pair[1]] + target), bottleneck=rng.random() < spec.p_bottleneck)
 
 
-def mono(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
-    """`min_sentences` to `max_sentences` training sentences in one language."""
-    lang = rng.choice(LANGS)
+def mono(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
+    """`min_sentences` to `max_sentences` training sentences in one language of `langs`."""
+    lang = rng.choice(langs)
     count = rng.randint(spec.min_sentences, spec.max_sentences)
     return Document((" ".join(render(world.training_event(rng), lang) for _ in range(count)),))
 
 
-def bio(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+def bio(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
     """Two to four English facts about one person (train or test), shuffled, in random paraphrases."""
     person = rng.choice(world.people)
     relations = rng.sample(RELATIONS, rng.randint(2, len(RELATIONS)))
     return Document((" ".join(fact(r, person.name, person.value(r), rng.randrange(3)) for r in relations),))
 
 
-def qa(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
+def qa(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
     """A question in the QA prompt with its answer: a train person in any language or a test person in English.
 
     With the bottleneck, the answer sees the question only through its "?", the question's sentence-final
     marker: answering then goes through the question's shared meaning, which is what lets a fact learnt in
     English be retrieved by a question in another language."""
-    person, relation, lang = rng.choice(qa_items(world, spec))
+    person, relation, lang = rng.choice(qa_items(world, spec, langs))
     text = prompt(question(relation, person.name, lang), ANSWER_WORDS[lang])
     head, tail = text.split("? ", 1)
     p = spec.p_bottleneck if spec.p_qa_bottleneck is None else spec.p_qa_bottleneck
@@ -135,22 +136,29 @@ def qa(world: World, rng: random.Random, spec: MixtureSpec) -> Document:
 
 
 @functools.lru_cache(maxsize=8)  # every QA document draws from it; a world of hundreds has thousands of items
-def qa_items(world: World, spec: MixtureSpec) -> tuple[tuple, ...]:
+def qa_items(world: World, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> tuple[tuple, ...]:
     """Every (person, relation, language) asked in training: train people in all languages, test people in
     the languages of `spec.test_questions` (their questions in ja, nl, ko and it are the evaluation)."""
     train, test_langs = set(world.train_people), TEST_QUESTION_LANGS[spec.test_questions]
-    return tuple((p, r, lang) for p in world.people for r in RELATIONS for lang in LANGS
+    return tuple((p, r, lang) for p in world.people for r in RELATIONS for lang in langs
                  if p in train or lang in test_langs)
 
 
-KINDS: dict[str, Callable[[World, random.Random, MixtureSpec], Document]] = {
-    "translation": translation, "mono": mono, "bio": bio, "qa": qa}
+# every kind takes the languages it may write in (`langs`), so the stream calls them alike; a translation and a
+# bio ignore it (a translation always has two languages, a bio is always English)
+KINDS: dict[str, Callable[..., Document]] = {"translation": translation, "mono": mono, "bio": bio, "qa": qa}
+# the kinds an English-only document can be (a translation always has another language on one side)
+ENGLISH_KINDS = ("mono", "bio", "qa")
 
 
-def documents(world: World, spec: MixtureSpec, seed: int) -> Iterator[Document]:
-    """An endless, seeded stream of documents."""
+def documents(world: World, spec: MixtureSpec, seed: int, english_first: int = 0) -> Iterator[Document]:
+    """An endless, seeded stream of documents; the first `english_first` of them are English only (monolingual
+    English, bios and English QA, in the mixture's proportions among those kinds)."""
     rng = random.Random(f"documents-{seed}")
     names = list(KINDS)
     weights = [getattr(spec, name) for name in names]
-    while True:
-        yield KINDS[rng.choices(names, weights)[0]](world, rng, spec)
+    english = [w if name in ENGLISH_KINDS else 0.0 for name, w in zip(names, weights)]
+    for index in itertools.count():
+        first = index < english_first  # no extra draw: without the phase the stream is the one it always was
+        yield KINDS[rng.choices(names, english if first else weights)[0]](world, rng, spec,
+                                                                         langs=("en",) if first else LANGS)

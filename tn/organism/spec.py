@@ -45,9 +45,20 @@ class TrainSpec:
     mlp_dropout: float = 0.0
     # seed of the weights' initialisation and of the document stream
     seed: int = 0
+    # an English-first curriculum: the first english_steps x batch_size documents are English only (monolingual
+    # English, bios, English QA), so the other languages are learnt into a model whose representations formed
+    # around English, as in the English-centric LLMs the paper studies (0: off; the batches of the pool that
+    # straddles the boundary mix both phases)
+    english_steps: int = 0
     # documents the tokenizer is trained on, and its vocabulary size (the corpus saturates near 2,100)
     tokenizer_documents: int = 20000
     vocab_size: int = 3000
+
+    def check(self) -> None:
+        """Constraints between fields: checked once every override is in, since `--set` applies them one at a
+        time and `train.english_steps=12000 train.steps=13000` must not fail on the way."""
+        if not 0 <= self.english_steps <= self.steps:
+            raise ValueError(f"train.english_steps={self.english_steps}: expected 0 (off) to train.steps={self.steps}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
             raise ValueError(f"override {item!r}: no field {key}; {section} has: {', '.join(fields) or '-'}")
         value = _parse(raw, getattr(part, name))
         spec = dataclasses.replace(spec, **{section: dataclasses.replace(part, **{name: value})})
+    spec.train.check()
     return spec
 
 

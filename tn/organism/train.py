@@ -117,6 +117,7 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     recipe continues from it: the result is the same bytes as an uninterrupted run's."""
     if checkpoint is not None and every < 1:
         raise ValueError(f"every={every}: checkpoints need a positive step interval")
+    spec.train.check()
     torch.use_deterministic_algorithms(True)
     world, ts = World(spec.world), spec.train
     started = time.perf_counter()
@@ -139,7 +140,8 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
         torch.set_rng_state(state.rng)
         state.resumed.append(state.step)
     hooks = _mlp_dropout(model, ts.mlp_dropout)
-    stream = batches(documents(world, spec.mixture, seed=ts.seed), tok, ts, skip=state.step)
+    stream = batches(documents(world, spec.mixture, seed=ts.seed, english_first=ts.english_steps * ts.batch_size),
+                     tok, ts, skip=state.step)
     for step, (ids, labels, mask) in zip(range(state.step, ts.steps), stream):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, ts)
