@@ -1,10 +1,11 @@
-"""python -m tn.organism {data,train,targets}: rebuild the organism's sets, retrain it, measure its targets.
+"""python -m tn.organism {data,train,targets,figure,dissect}: rebuild the organism's sets, retrain it, measure its targets.
 
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
                                                # (stopped? the same command resumes from its checkpoint)
     python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
+    python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
 Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
 targets: --model DIR --data DIR (measure another organism), --langs ja,ko.
 """
@@ -103,11 +104,28 @@ def cmd_figure(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def cmd_dissect(args: argparse.Namespace) -> None:
+    """Zero parts of each Type-1 set of a targets run (its layer-0 part, the rest of layer 0, ...); print a table."""
+    import torch
+
+    from tn.organism.dissect import dissect, table
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    for lang in args.langs.split(","):
+        job = Path(args.jobs) / f"{lang}_type1"
+        if not (job / "neurons.json").is_file():
+            raise ValueError(f"--jobs {args.jobs}: no {job.name}/neurons.json; run `python -m tn.organism "
+                                    f"targets --out {args.jobs} --langs {lang}` first")
+        print(table(*dissect(job)) + "\n", flush=True)
+
+
 def main(argv: list[str]) -> None:
     """Parse the sub-command and run it."""
     parser = argparse.ArgumentParser(prog="python -m tn.organism", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in (("data", cmd_data), ("train", cmd_train), ("targets", cmd_targets), ("figure", cmd_figure)):
+    for name, func in (("data", cmd_data), ("train", cmd_train), ("targets", cmd_targets), ("figure", cmd_figure),
+                       ("dissect", cmd_dissect)):
         p = sub.add_parser(name, help=func.__doc__)
         p.set_defaults(func=func)
         p.add_argument("--out", help="output directory (default: the package's own)")
@@ -123,6 +141,8 @@ def main(argv: list[str]) -> None:
     train_parser.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and start over")
     sub.choices["figure"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
+    sub.choices["dissect"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
+    sub.choices["dissect"].add_argument("--langs", default="it,ja")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tn.infra.errors import TnError

@@ -1,0 +1,105 @@
+"""Which part of a Type-1 set carries which effect: mutual kNN and QA with parts of the set zeroed.
+
+On the organism the top 1000 of 5,120 Type-1 candidates take about half of layer 0. Zeroing half a layer can
+break a small model whichever half it is, so a QA drop under the set does not by itself show that transfer was
+lost. Comparing the set's layer-0 part with the rest of layer 0 (the neurons there that are not in the set)
+separates the two: an effect the set's neurons carry and the rest does not is specific to them.
+
+Reads a Type-1 job of `python -m tn.organism targets` (its config, neurons.json and questions); every
+condition is tn's own ablation (L2 side: `last` for mutual kNN as the job ran it, `prompt` for QA).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+
+import numpy as np
+import torch
+
+from tn.neurons import NeuronSet
+
+
+@dataclass
+class Part:
+    """One row of the dissection: what was zeroed and what it did."""
+
+    name: str
+    size: int
+    mknn_mean: float
+    f1_l2: float
+    f1_en: float
+
+
+def parts(rows: list[list], layer_width: int) -> dict[str, NeuronSet | None]:
+    """{name: neurons} for nothing, the set, its first layer's part, its other layers' part, and the neurons of its
+    first layer that are not in the set. `rows` are neurons.json's [layer, index, score]."""
+    first = min(r[0] for r in rows)
+    in_first = {int(r[1]) for r in rows if r[0] == first}
+    rest = [i for i in range(layer_width) if i not in in_first]
+
+    def of(chosen: list[tuple[int, int]]) -> NeuronSet:
+        layers, indices = (np.array(v, dtype=np.int64) for v in zip(*chosen))
+        return NeuronSet(layers, indices, np.full(len(chosen), np.nan))
+
+    pairs = [(int(r[0]), int(r[1])) for r in rows]
+    return {
+        "nothing": None,
+        "the Type-1 set": of(pairs),
+        f"its layer-{first} part": of([p for p in pairs if p[0] == first]),
+        f"its other layers' part": of([p for p in pairs if p[0] != first]),
+        f"the rest of layer {first} (not in the set)": of([(first, i) for i in rest]),
+    }
+
+
+def dissect(job_dir: Path) -> tuple[str, list[Part]]:
+    """The job's language and one Part per entry of `parts`."""
+    from tn.config import DataConfig, ModelConfig
+    from tn.data.corpus import open_corpus
+    from tn.data.mkqa import load_questions
+    from tn.generate import greedy_generate
+    from tn.infra.dist import World
+    from tn.models.adapter import ModelAdapter
+    from tn.models.load import load_model
+    from tn.organism.grammar import ANSWER_WORDS
+    from tn.represent import last_token_states
+    from tn.tasks.mkqa import prompt
+    from tn.tasks.qa_metric import best_f1
+    from tn.tasks.similarity import mutual_knn
+
+    config = json.loads((job_dir / "metrics.json").read_text(encoding="utf-8"))["config"]
+    record = json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))
+    lang, device, world = config["lang"]["code"], torch.device("cpu"), World()
+    loaded = load_model(ModelConfig(**config["model"]), device, config["cache_dir"])
+    adapter = ModelAdapter.for_model(loaded.model)
+    batching = dict(batch_size=config["eval"]["batch_size"], world=world, device=device)
+    knn, qa = config["task"]["mknn"], config["task"]["mkqa"]
+    pairs = open_corpus(DataConfig(**config["data"]), lang).pairs(knn["set"])
+    questions = {l: load_questions(qa["source"], l, qa.get("limit")) for l in (lang, "en")}
+
+    def states(texts: list[str], neurons: NeuronSet | None) -> torch.Tensor:
+        return last_token_states(loaded.model, loaded.tokenizer, adapter, texts, neurons=neurons, mode=knn["mode"],
+                                 padding_side=config["eval"]["padding_side"], **batching)
+
+    def f1(l: str, neurons: NeuronSet | None) -> float:
+        prompts = [prompt(q.question, ANSWER_WORDS[l]) for q in questions[l]]
+        answers = greedy_generate(loaded.model, loaded.tokenizer, adapter, prompts, neurons=neurons, mode=qa["mode"],
+                                  max_new_tokens=qa["max_new_tokens"], **batching)
+        return mean(best_f1(a, list(q.golds), l) for a, q in zip(answers, questions[l]))
+
+    en = states([e for e, _ in pairs], None)  # the English side is never ablated
+    out = []
+    for name, neurons in parts(record["neurons"], adapter.widths[min(r[0] for r in record["neurons"])]).items():
+        l2 = states([x for _, x in pairs], neurons)
+        knn_mean = mean(mutual_knn(en[:, l], l2[:, l], knn["k"]) for l in range(en.shape[1]))
+        out.append(Part(name, len(neurons) if neurons is not None else 0, knn_mean, f1(lang, neurons), f1("en", neurons)))
+    return lang, out
+
+
+def table(lang: str, rows: list[Part]) -> str:
+    """A markdown table of one language's dissection."""
+    lines = [f"| zeroed ({lang} side) | neurons | mknn mean | {lang} QA F1 | English QA F1 |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {p.name} | {p.size} | {p.mknn_mean:.3f} | {p.f1_l2:.3f} | {p.f1_en:.3f} |" for p in rows]
+    return "\n".join(lines)
