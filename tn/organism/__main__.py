@@ -7,7 +7,7 @@
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
 Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
-targets: --model DIR --data DIR (measure another organism), --langs ja,ko.
+targets: --model DIR --data DIR (measure another organism), --langs ja,ko; dissect: --langs (default it,ja).
 """
 
 from __future__ import annotations
