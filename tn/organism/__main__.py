@@ -1,4 +1,4 @@
-"""python -m tn.organism {data,train,targets,figure,dissect}: rebuild the organism's sets, retrain it, measure its targets, draw and dissect them.
+"""python -m tn.organism {data,train,targets,figure,dissect}: rebuild, retrain, measure and dissect the organism.
 
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
