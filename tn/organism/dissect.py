@@ -49,7 +49,7 @@ def parts(rows: list[list], layer_width: int) -> dict[str, NeuronSet | None]:
         "nothing": None,
         "the Type-1 set": of(pairs),
         f"its layer-{first} part": of([p for p in pairs if p[0] == first]),
-        f"its other layers' part": of([p for p in pairs if p[0] != first]),
+        "its other layers' part": of([p for p in pairs if p[0] != first]),
         f"the rest of layer {first} (not in the set)": of([(first, i) for i in rest]),
     }
 
