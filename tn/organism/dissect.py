@@ -94,12 +94,14 @@ def dissect(job_dir: Path) -> tuple[str, list[Part]]:
     for name, neurons in parts(record["neurons"], adapter.widths[min(r[0] for r in record["neurons"])]).items():
         l2 = states([x for _, x in pairs], neurons)
         knn_mean = mean(mutual_knn(en[:, l], l2[:, l], knn["k"]) for l in range(en.shape[1]))
-        out.append(Part(name, len(neurons) if neurons is not None else 0, knn_mean, f1(lang, neurons), f1("en", neurons)))
+        size = len(neurons) if neurons is not None else 0
+        out.append(Part(name, size, knn_mean, f1(lang, neurons), f1("en", neurons)))
     return lang, out
 
 
 def table(lang: str, rows: list[Part]) -> str:
     """A markdown table of one language's dissection."""
-    lines = [f"| zeroed ({lang} side) | neurons | mknn mean | {lang} QA F1 | English QA F1 |", "| --- | --- | --- | --- | --- |"]
+    lines = [f"| zeroed ({lang} side) | neurons | mknn mean | {lang} QA F1 | English QA F1 |",
+             "| --- | --- | --- | --- | --- |"]
     lines += [f"| {p.name} | {p.size} | {p.mknn_mean:.3f} | {p.f1_l2:.3f} | {p.f1_en:.3f} |" for p in rows]
     return "\n".join(lines)
