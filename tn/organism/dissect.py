@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
-import numpy as np
 import torch
 
 from tn.neurons import NeuronSet
@@ -33,69 +32,51 @@ class Part:
     f1_en: float
 
 
-def parts(rows: list[list], layer_width: int) -> dict[str, NeuronSet | None]:
+def parts(rows: list[list], widths: list[int]) -> dict[str, NeuronSet | None]:
     """{name: neurons} for nothing, the set, its first layer's part, its other layers' part, and the neurons of its
-    first layer that are not in the set. `rows` are neurons.json's [layer, index, score]."""
+    first layer that are not in the set. `rows` are neurons.json's [layer, index, score]; `widths` the MLP width of
+    each layer."""
+    from tn.organism.targets import neuron_set
+
     first = min(r[0] for r in rows)
     in_first = {int(r[1]) for r in rows if r[0] == first}
-    rest = [i for i in range(layer_width) if i not in in_first]
-
-    def of(chosen: list[tuple[int, int]]) -> NeuronSet:
-        layers, indices = (np.array(v, dtype=np.int64) for v in zip(*chosen))
-        return NeuronSet(layers, indices, np.full(len(chosen), np.nan))
-
-    pairs = [(int(r[0]), int(r[1])) for r in rows]
     return {
         "nothing": None,
-        "the Type-1 set": of(pairs),
-        f"its layer-{first} part": of([p for p in pairs if p[0] == first]),
-        "its other layers' part": of([p for p in pairs if p[0] != first]),
-        f"the rest of layer {first} (not in the set)": of([(first, i) for i in rest]),
+        "the Type-1 set": neuron_set(rows),
+        f"its layer-{first} part": neuron_set([r for r in rows if r[0] == first]),
+        "its other layers' part": neuron_set([r for r in rows if r[0] != first]),
+        f"the rest of layer {first} (not in the set)": neuron_set(
+            [[first, i] for i in range(widths[first]) if i not in in_first]),
     }
 
 
 def dissect(job_dir: Path) -> tuple[str, list[Part]]:
     """The job's language and one Part per entry of `parts`."""
-    from tn.config import DataConfig, ModelConfig
+    from tn.config import DataConfig
     from tn.data.corpus import open_corpus
-    from tn.data.mkqa import load_questions
-    from tn.generate import greedy_generate
     from tn.infra.dist import World
-    from tn.models.adapter import ModelAdapter
-    from tn.models.load import load_model
-    from tn.organism.grammar import ANSWER_WORDS
+    from tn.organism.targets import JobQA
     from tn.represent import last_token_states
-    from tn.tasks.mkqa import prompt
-    from tn.tasks.qa_metric import best_f1
     from tn.tasks.similarity import mutual_knn
 
     config = json.loads((job_dir / "metrics.json").read_text(encoding="utf-8"))["config"]
-    record = json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))
-    lang, device, world = config["lang"]["code"], torch.device("cpu"), World()
-    loaded = load_model(ModelConfig(**config["model"]), device, config["cache_dir"])
-    adapter = ModelAdapter.for_model(loaded.model)
-    batching = dict(batch_size=config["eval"]["batch_size"], world=world, device=device)
-    knn, qa = config["task"]["mknn"], config["task"]["mkqa"]
+    rows = json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))["neurons"]
+    lang, knn, qa = config["lang"]["code"], config["task"]["mknn"], JobQA(config)
     pairs = open_corpus(DataConfig(**config["data"]), lang).pairs(knn["set"])
-    questions = {l: load_questions(qa["source"], l, qa.get("limit")) for l in (lang, "en")}
 
     def states(texts: list[str], neurons: NeuronSet | None) -> torch.Tensor:
-        return last_token_states(loaded.model, loaded.tokenizer, adapter, texts, neurons=neurons, mode=knn["mode"],
-                                 padding_side=config["eval"]["padding_side"], **batching)
-
-    def f1(l: str, neurons: NeuronSet | None) -> float:
-        prompts = [prompt(q.question, ANSWER_WORDS[l]) for q in questions[l]]
-        answers = greedy_generate(loaded.model, loaded.tokenizer, adapter, prompts, neurons=neurons, mode=qa["mode"],
-                                  max_new_tokens=qa["max_new_tokens"], **batching)
-        return mean(best_f1(a, list(q.golds), l) for a, q in zip(answers, questions[l]))
+        return last_token_states(qa.loaded.model, qa.loaded.tokenizer, qa.adapter, texts, neurons=neurons,
+                                 mode=knn["mode"], batch_size=config["eval"]["batch_size"],
+                                 padding_side=config["eval"]["padding_side"], world=World(),
+                                 device=torch.device("cpu"))
 
     en = states([e for e, _ in pairs], None)  # the English side is never ablated
     out = []
-    for name, neurons in parts(record["neurons"], adapter.widths[min(r[0] for r in record["neurons"])]).items():
+    for name, neurons in parts(rows, qa.adapter.widths).items():
         l2 = states([x for _, x in pairs], neurons)
         knn_mean = mean(mutual_knn(en[:, l], l2[:, l], knn["k"]) for l in range(en.shape[1]))
         size = len(neurons) if neurons is not None else 0
-        out.append(Part(name, size, knn_mean, f1(lang, neurons), f1("en", neurons)))
+        out.append(Part(name, size, knn_mean, qa.f1(lang, neurons), qa.f1("en", neurons)))
     return lang, out
 
 

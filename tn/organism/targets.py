@@ -138,33 +138,48 @@ def measure(lang: str, base: list[str], out_dir: Path, mkqa_source: str | None =
     )
 
 
+class JobQA:
+    """A finished job's model and QA questions, to answer them again under other ablations (the job's own
+    prompts, generation settings and batch size, on CPU)."""
+
+    def __init__(self, config: dict) -> None:
+        from tn.config import ModelConfig
+        from tn.models.adapter import ModelAdapter
+        from tn.models.load import load_model
+
+        self.config, self.options = config, config["task"]["mkqa"]
+        self.loaded = load_model(ModelConfig(**config["model"]), torch.device("cpu"), config["cache_dir"])
+        self.adapter = ModelAdapter.for_model(self.loaded.model)
+
+    def f1(self, lang: str, neurons: NeuronSet | None) -> float:
+        """Mean F1 of the questions in `lang` with `neurons` zeroed in the job's QA mode (None: clean)."""
+        from tn.data.mkqa import load_questions
+        from tn.generate import greedy_generate
+        from tn.infra.dist import World
+        from tn.organism.grammar import ANSWER_WORDS
+        from tn.tasks.mkqa import prompt
+        from tn.tasks.qa_metric import best_f1
+
+        questions = load_questions(self.options["source"], lang, self.options.get("limit"))
+        prompts = [prompt(q.question, ANSWER_WORDS[lang]) for q in questions]
+        answers = greedy_generate(self.loaded.model, self.loaded.tokenizer, self.adapter, prompts,
+                                  max_new_tokens=self.options["max_new_tokens"],
+                                  batch_size=self.config["eval"]["batch_size"], world=World(),
+                                  device=torch.device("cpu"), neurons=neurons, mode=self.options["mode"])
+        return mean(best_f1(a, list(q.golds), lang) for a, q in zip(answers, questions))
+
+
+def neuron_set(rows: list[list]) -> NeuronSet:
+    """A dense model's neurons.json rows, [[layer, index(, score)], ...], as a NeuronSet (no score: NaN)."""
+    layers, indices = (np.array([int(r[i]) for r in rows], dtype=np.int64) for i in (0, 1))
+    return NeuronSet(layers, indices, np.array([r[2] if len(r) > 2 else np.nan for r in rows], dtype=np.float64))
+
+
 def english_f1(metrics: dict, job_dir: Path) -> tuple[float, float]:
     """Mean F1 of the English questions, clean and with the job's Type-1 neurons zeroed on the prompt."""
-    from tn.config import ModelConfig
-    from tn.data.mkqa import load_questions
-    from tn.infra.dist import World
-    from tn.generate import greedy_generate
-    from tn.models.adapter import ModelAdapter
-    from tn.models.load import load_model
-    from tn.organism.grammar import ANSWER_WORDS
-    from tn.tasks.mkqa import prompt
-    from tn.tasks.qa_metric import best_f1
-
-    config = metrics["config"]
-    loaded = load_model(ModelConfig(**config["model"]), torch.device("cpu"), config["cache_dir"])
-    adapter = ModelAdapter.for_model(loaded.model)
-    options = metrics["config"]["task"]["mkqa"]
-    questions = load_questions(options["source"], "en", options.get("limit"))
-    prompts = [prompt(q.question, ANSWER_WORDS["en"]) for q in questions]
-    rows = json.loads((job_dir / "neurons.json").read_text())["neurons"]
-    neurons = NeuronSet(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
-    out = []
-    for chosen in (None, neurons):
-        answers = greedy_generate(loaded.model, loaded.tokenizer, adapter, prompts,
-                                  max_new_tokens=options["max_new_tokens"], batch_size=config["eval"]["batch_size"],
-                                  world=World(), device=torch.device("cpu"), neurons=chosen, mode=options["mode"])
-        out.append(mean(best_f1(a, list(q.golds), "en") for a, q in zip(answers, questions)))
-    return out[0], out[1]
+    qa = JobQA(metrics["config"])
+    neurons = neuron_set(json.loads((job_dir / "neurons.json").read_text())["neurons"])
+    return qa.f1("en", None), qa.f1("en", neurons)
 
 
 def table(results: list[LangTargets]) -> str:
