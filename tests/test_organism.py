@@ -477,19 +477,25 @@ def test_the_papers_findings_hold_on_the_organism(measured, lang, target):
 
 
 def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_sets_own_neurons(measured, targets_dir):
+    from statistics import mean
+
     from tn.organism.dissect import dissect
 
     lang, rows = dissect(targets_dir / "it_type1")
     part = {p.name: p for p in rows}
     it = measured["it"]
     assert lang == "it" and [p.size for p in rows] == [0, 1000, it.type1_layers["0"], 1000 - it.type1_layers["0"],
-                                                         1024 - it.type1_layers["0"]]
+                                                         1024 - it.type1_layers["0"], 1000, 1000, 1000]
     # no ablation and the whole set give the job's own numbers (the same ablation, sentences and questions)
     nothing, whole = part["nothing"], part["the Type-1 set"]
     assert nothing.mknn_mean == pytest.approx(it.mknn_mean_clean, abs=1e-9)
     assert whole.mknn_mean == pytest.approx(it.mknn_mean_clean + it.mknn_mean_ablated_delta, abs=1e-9)
     assert (nothing.f1_l2, whole.f1_l2, nothing.f1_en, whole.f1_en) == pytest.approx(
         (it.f1_clean, it.f1_ablated, it.f1_en_clean, it.f1_en_ablated), abs=1e-9)
+    # so do the job's random baselines (their mean)
+    drawn = [p for p in rows if p.name.startswith("random baseline")]
+    assert mean(p.mknn_mean for p in drawn) == pytest.approx(it.mknn_mean_clean + it.mknn_mean_baseline_delta, abs=1e-9)
+    assert mean(p.f1_l2 for p in drawn) == pytest.approx(it.f1_baseline, abs=1e-9)
     # the alignment effect is the set's own: its layer-0 part removes it, the rest of layer 0 (as many neurons)
     # barely moves it (README, "What does not, yet": the QA effect is where the two halves do not differ)
     assert part["its layer-0 part"].mknn_mean < nothing.mknn_mean - 0.3

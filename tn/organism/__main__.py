@@ -7,7 +7,7 @@
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
 Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
-targets: --model DIR --data DIR (measure another organism), --langs ja,ko; dissect: --langs (default it,ja).
+targets: --model DIR --data DIR (measure another organism), --langs ja,ko, --top-k K; dissect: --langs (default it,ja).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def cmd_targets(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out or tempfile.mkdtemp(prefix="tn-organism-targets-"))
-    base = [f"cache_dir={out / 'cache'}"]
+    base = [f"cache_dir={out / 'cache'}"] + ([f"top_k.k={args.top_k}"] if args.top_k is not None else [])
     if args.model:  # another organism: loaded as any local checkpoint, with the organism's sets
         base += ["model=hf", f"model.name_or_path={Path(args.model).resolve()}", "model.id=organism", "data=organism"]
     qa = None
@@ -135,6 +135,8 @@ def main(argv: list[str]) -> None:
     targets_parser.add_argument("--model", help="organism weights directory (default: the shipped one)")
     targets_parser.add_argument("--data", help="organism sets directory (default: the shipped one)")
     targets_parser.add_argument("--langs", default="ja,nl,ko,it")
+    targets_parser.add_argument("--top-k", type=int, metavar="K",
+                                help="Type-1 and Type-2 set size (default: tn's top_k, 1000; the targets assume it)")
     train_parser = sub.choices["train"]
     train_parser.add_argument("--checkpoint-every", type=int, default=250, metavar="N",
                               help="save the training state every N steps into OUT.checkpoint (0: never)")

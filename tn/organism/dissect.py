@@ -5,8 +5,9 @@ break a small model whichever half it is, so a QA drop under the set does not by
 lost. Comparing the set's layer-0 part with the rest of layer 0 (the neurons there that are not in the set)
 separates the two: an effect the set's neurons carry and the rest does not is specific to them.
 
-Reads a Type-1 job of `python -m tn.organism targets` (its config, neurons.json and questions); every
-condition is tn's own ablation (L2 side: `last` for mutual kNN as the job ran it, `prompt` for QA).
+Reads a Type-1 job of `python -m tn.organism targets` (its config, neurons.json and questions) and adds the
+job's random baselines as controls (English QA under them is not part of the job); every condition is tn's own
+ablation (L2 side: `last` for mutual kNN as the job ran it, `prompt` for QA).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ class Part:
     f1_en: float
 
 
-def parts(rows: list[list], widths: list[int]) -> dict[str, NeuronSet | None]:
-    """{name: neurons} for nothing, the set, its first layer's part, its other layers' part, and the neurons of its
-    first layer that are not in the set. `rows` are neurons.json's [layer, index, score]; `widths` the MLP width of
-    each layer."""
+def parts(rows: list[list], widths: list[int], baselines: dict[str, list[list]]) -> dict[str, NeuronSet | None]:
+    """{name: neurons} for nothing, the set, its first layer's part, its other layers' part, the neurons of its
+    first layer that are not in the set, and the job's random baselines. `rows` are neurons.json's [layer, index,
+    score]; `widths` the MLP width of each layer; `baselines` neurons.json's {seed: [[layer, index], ...]}."""
     from tn.organism.targets import neuron_set
 
     first = min(r[0] for r in rows)
@@ -47,6 +48,7 @@ def parts(rows: list[list], widths: list[int]) -> dict[str, NeuronSet | None]:
         "its other layers' part": neuron_set([r for r in rows if r[0] != first]),
         f"the rest of layer {first} (not in the set)": neuron_set(
             [[first, i] for i in range(widths[first]) if i not in in_first]),
+        **{f"random baseline (seed {seed})": neuron_set(drawn) for seed, drawn in baselines.items()},
     }
 
 
@@ -60,7 +62,7 @@ def dissect(job_dir: Path) -> tuple[str, list[Part]]:
     from tn.tasks.similarity import mutual_knn
 
     config = json.loads((job_dir / "metrics.json").read_text(encoding="utf-8"))["config"]
-    rows = json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))["neurons"]
+    record = json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))
     lang, knn, qa = config["lang"]["code"], config["task"]["mknn"], JobQA(config)
     pairs = open_corpus(DataConfig(**config["data"]), lang).pairs(knn["set"])
 
@@ -72,7 +74,7 @@ def dissect(job_dir: Path) -> tuple[str, list[Part]]:
 
     en = states([e for e, _ in pairs], None)  # the English side is never ablated
     out = []
-    for name, neurons in parts(rows, qa.adapter.widths).items():
+    for name, neurons in parts(record["neurons"], qa.adapter.widths, record["baselines"]).items():
         l2 = states([x for _, x in pairs], neurons)
         knn_mean = mean(mutual_knn(en[:, l], l2[:, l], knn["k"]) for l in range(en.shape[1]))
         size = len(neurons) if neurons is not None else 0
