@@ -23,7 +23,7 @@ from tn.organism.documents import MixtureSpec, qa_items
 from tn.organism.grammar import Event, Phrase, question, render
 from tn.organism.lexicon import ADJECTIVES, ANIMALS, LANGS, NAMES, PLACES, VERBS, Name, Noun, content_words
 from tn.organism.paths import DATA_DIR, WEIGHTS_DIR
-from tn.organism.sets import L2S, build_sets
+from tn.organism.sets import L2S, SetsSpec, build_sets
 from tn.organism.spec import OrganismSpec, TrainSpec, as_dict, with_overrides
 from tn.organism.world import World, WorldSpec, held_out
 
@@ -109,6 +109,29 @@ def test_sets_have_the_tatoeba_layout(lang):
     assert len(set(sentences)) == len(sentences)  # distinct meanings within a language
     marker = "。" if lang == "ja" else "."
     assert all(x.endswith(marker) and e.endswith(".") for e, x in train + test + other)
+
+
+def test_question_share_replaces_detection_statements_with_train_peoples_questions():
+    world = World()
+    plain, mixed = build_sets(world), build_sets(world, SetsSpec(p_question=0.2))
+    train_people = {p.name.en for p in world.train_people}
+    for lang in L2S:
+        before, after = plain[f"{lang}_parallel_train.jsonl"], mixed[f"{lang}_parallel_train.jsonl"]
+        questions = [row for row in after if row not in before]
+        assert len(questions) == 100 and len({row[lang] for row in questions}) == 100
+        assert all(row["en"].endswith("?") and row[lang].endswith("?") for row in questions)
+        for row in questions:  # each asks about one person, a train person
+            assert [p.name.en for p in world.people if p.name.en in row["en"]] in ([n] for n in train_people)
+        kept = [a for a, b in zip(after, before) if a == b]
+        assert len(kept) == 400  # the other statements stay where they were
+        assert mixed[f"{lang}_mono_train.jsonl"] == [{"text": row[lang]} for row in after]
+        for name in (f"{lang}_parallel_test.jsonl", f"{lang}_mono_test.jsonl", f"{lang}_non_parallel.jsonl"):
+            assert mixed[name] == plain[name]  # evaluation sets: held-out statements only
+    with pytest.raises(ValueError, match=r"sets.p_question=1.5: expected a share from 0 to 1"):
+        SetsSpec(p_question=1.5)
+    small = World(WorldSpec(names=30, test_people=10, surnames=0))  # 20 train people x 4 relations: 80 questions
+    with pytest.raises(ValueError, match=r"100 questions per language needed, but the world's 20 train people"):
+        build_sets(small, SetsSpec(p_question=0.2))
 
 
 def test_evaluated_meanings_never_occur_in_training():
