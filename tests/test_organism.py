@@ -121,7 +121,8 @@ def test_question_share_replaces_detection_statements_with_train_peoples_questio
         assert len(questions) == 100 and len({row[lang] for row in questions}) == 100
         assert all(row["en"].endswith("?") and row[lang].endswith("?") for row in questions)
         for row in questions:  # each asks about one person, a train person
-            assert [p.name.en for p in world.people if p.name.en in row["en"]] in ([n] for n in train_people)
+            named = [p.name.en for p in world.people if p.name.en in row["en"]]
+            assert len(named) == 1 and named[0] in train_people, row
         kept = [a for a, b in zip(after, before) if a == b]
         assert len(kept) == 400  # the other statements stay where they were
         assert mixed[f"{lang}_mono_train.jsonl"] == [{"text": row[lang]} for row in after]
