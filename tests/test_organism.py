@@ -437,6 +437,49 @@ def test_a_killed_training_command_continues_where_it_stopped(tmp_path, uninterr
         assert _digest(tmp_path / "w" / name) == _digest(uninterrupted / name)
 
 
+def test_a_continued_training_starts_from_the_given_weights(tmp_path, uninterrupted):
+    import sys
+
+    from tests.conftest import run_process
+    from tn.organism.train import save, train
+
+    spec = with_overrides(OrganismSpec(), TINY)
+    with one_thread():
+        # no steps: the saved organism is the one it started from, byte for byte (float16 -> float32 -> float16)
+        same = save(*train(with_overrides(spec, ["train.steps=0"]), init=uninterrupted), tmp_path / "same")
+        model, tok, record = train(with_overrides(spec, ["train.steps=20", "train.seed=7"]), init=uninterrupted)
+        continued = save(model, tok, record, tmp_path / "continued")
+
+        class Stop(Exception):
+            pass
+
+        def stop_at_last(step, *_):  # on_step runs at step 0 and at the last step, 19, after a checkpoint at 15
+            if step == 19:
+                raise Stop
+
+        with pytest.raises(Stop):
+            train(with_overrides(spec, ["train.steps=20"]), on_step=stop_at_last, checkpoint=tmp_path / "ck", every=5,
+                  init=uninterrupted)
+        # a continued run's checkpoint names the weights it started from: a fresh run may not resume it
+        with pytest.raises(ValueError, match=r"init: '[0-9a-f]{64}' in the checkpoint, None now"):
+            train(with_overrides(spec, ["train.steps=20"]), checkpoint=tmp_path / "ck")
+        with pytest.raises(ValueError, match=r"--set model.intermediate_size=64$"):
+            train(with_overrides(spec, ["model.intermediate_size=32"]), init=uninterrupted)
+        with pytest.raises(ValueError, match=r"no config.json, model.safetensors, tokenizer.json; expected a dir"):
+            train(spec, init=tmp_path / "ck")
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert _digest(same / name) == _digest(uninterrupted / name)
+    assert _digest(continued / "tokenizer.json") == _digest(uninterrupted / "tokenizer.json")
+    assert _digest(continued / "model.safetensors") != _digest(uninterrupted / "model.safetensors")
+    origin = json.loads((continued / "organism.json").read_text(encoding="utf-8"))["init"]
+    assert origin["weights_sha256"] == _digest(uninterrupted / "model.safetensors")
+    assert origin["spec"] == json.loads(json.dumps(as_dict(spec)))
+    bad = run_process([sys.executable, "-m", "tn.organism", "train", "--init", str(tmp_path / "nowhere"),
+                       "--out", str(tmp_path / "w")], timeout=600)
+    assert bad.returncode == 2 and f"--init {tmp_path / 'nowhere'}: no config.json" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "w").exists()
+
+
 def test_shipped_weights_come_from_the_current_recipe():
     record = json.loads((WEIGHTS_DIR / "organism.json").read_text(encoding="utf-8"))
     assert record["spec"] == json.loads(json.dumps(as_dict(OrganismSpec())))

@@ -2,7 +2,8 @@
 
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
-                                               # (stopped? the same command resumes from its checkpoint)
+                                               # (stopped? the same command resumes from its checkpoint;
+                                               #  --init DIR: continue training DIR's weights instead)
     python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
@@ -65,7 +66,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     def report(step: int, loss: float, *_: object) -> None:
         print(f"step {step:5d}  loss {loss:.4f}", flush=True)
 
-    model, tok, record = train(spec, on_step=report, checkpoint=checkpoint, every=args.checkpoint_every)
+    model, tok, record = train(spec, on_step=report, checkpoint=checkpoint, every=args.checkpoint_every,
+                               init=Path(args.init) if args.init else None)
     out = save(model, tok, record, out)
     if checkpoint:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the weights are written: the run is complete
@@ -141,6 +143,8 @@ def main(argv: list[str]) -> None:
     train_parser.add_argument("--checkpoint-every", type=int, default=250, metavar="N",
                               help="save the training state every N steps into OUT.checkpoint (0: never)")
     train_parser.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and start over")
+    train_parser.add_argument("--init", metavar="DIR", help="continue training these weights and their tokenizer "
+                              "(a directory `train` wrote, e.g. tn/organism/weights) with the recipe's schedule")
     sub.choices["figure"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
     sub.choices["dissect"].add_argument("--jobs", required=True, help="the --out directory of a targets run")

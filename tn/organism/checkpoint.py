@@ -39,7 +39,12 @@ class TrainState:
 
 def digest(text: str) -> str:
     """sha256 of a string (the tokenizer's JSON form)."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return digest_bytes(text.encode())
+
+
+def digest_bytes(data: bytes) -> str:
+    """sha256 of bytes (the weights a continued run started from)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def save(directory: Path, state: TrainState, recipe: dict, tokenizer: str, threads: int) -> Path:

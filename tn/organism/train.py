@@ -8,6 +8,7 @@ and resumed from its checkpoint (tn.organism.checkpoint) without changing a byte
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -109,27 +110,34 @@ def _mlp_dropout(model: torch.nn.Module, p: float) -> list:
 
 
 def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkpoint: Path | None = None,
-          every: int = 250) -> tuple[torch.nn.Module, "Tokenizer", dict]:
+          every: int = 250, init: Path | None = None) -> tuple[torch.nn.Module, "Tokenizer", dict]:
     """Train tokenizer and model; return (model in eval mode, tokenizer, record of the run).
 
     on_step(step, loss, model, tok) is called every 50 steps and after the last one. With `checkpoint` (a
     directory), the state is saved there every `every` steps, and a run that finds a checkpoint of the same
-    recipe continues from it: the result is the same bytes as an uninterrupted run's."""
+    recipe continues from it: the result is the same bytes as an uninterrupted run's. With `init` (a directory
+    that `save` wrote), training continues from its weights and tokenizer instead of a fresh model, with a fresh
+    optimizer and spec.train's schedule: how a knob acts on an already trained organism, at a fraction of the cost."""
     if checkpoint is not None and every < 1:
         raise ValueError(f"every={every}: checkpoints need a positive step interval")
     spec.train.check()
     torch.use_deterministic_algorithms(True)
     world, ts = World(spec.world), spec.train
     started = time.perf_counter()
-    corpus = itertools.islice(documents(world, spec.mixture, seed=ts.seed + 1), ts.tokenizer_documents)
-    tok = wrap(train_tokenizer(["".join(d.pieces) for d in corpus], ts.vocab_size))
-    torch.manual_seed(ts.seed)
-    model = build_model(spec.model, tok).train()
+    if init is None:
+        corpus = itertools.islice(documents(world, spec.mixture, seed=ts.seed + 1), ts.tokenizer_documents)
+        tok = wrap(train_tokenizer(["".join(d.pieces) for d in corpus], ts.vocab_size))
+        torch.manual_seed(ts.seed)
+        model, origin = build_model(spec.model, tok).train(), None
+    else:
+        torch.manual_seed(ts.seed)  # the global RNG draws the MLP-dropout masks
+        model, tok, origin = from_weights(Path(init), spec.model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": ts.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=ts.lr, betas=ts.betas)
-    recipe = json.loads(json.dumps(as_dict(spec)))
+    # a continued run's checkpoint also names the weights it started from (absent key: a fresh model)
+    recipe = json.loads(json.dumps(as_dict(spec))) | ({"init": origin["weights_sha256"]} if origin else {})
     identity = (recipe, ckpt.digest(tok.backend_tokenizer.to_str()), torch.get_num_threads())
     state = ckpt.load(checkpoint, *identity) if checkpoint else None
     if state is None:
@@ -165,7 +173,35 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
               "threads": torch.get_num_threads(), "torch": torch.__version__}
     if state.resumed:
         record["resumed"] = state.resumed
+    if origin:
+        record["init"] = origin
     return model.eval(), tok, record
+
+
+def from_weights(directory: Path, shape: ModelSpec) -> tuple[torch.nn.Module, "Tokenizer", dict]:
+    """(model in train mode with the float32 weights of `directory`, its tokenizer, where they came from), after
+    checking that `directory` is an organism written by `save` and that its shape is the recipe's `shape`."""
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (directory / f).is_file()]
+    if missing:
+        raise ValueError(f"--init {directory}: no {', '.join(missing)}; expected a directory written by "
+                         "`python -m tn.organism train` (e.g. tn/organism/weights)")
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    differ = [f.name for f in dataclasses.fields(shape) if config.get(f.name) != getattr(shape, f.name)]
+    if differ:
+        raise ValueError(f"--init {directory}: its model's shape is not the recipe's (" + "; ".join(
+            f"model.{n}: {config.get(n)} there, {getattr(shape, n)} in the recipe" for n in differ) + "); pass "
+            + " ".join(f"--set model.{n}={config.get(n)}" for n in differ))
+    tok = wrap(Tokenizer.from_file(str(directory / "tokenizer.json")))
+    model = build_model(shape, tok).train()
+    model.load_state_dict({k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()})
+    record = directory / "organism.json"
+    origin = {"dir": str(directory.resolve()),
+              "weights_sha256": ckpt.digest_bytes((directory / "model.safetensors").read_bytes()),
+              "spec": json.loads(record.read_text(encoding="utf-8")).get("spec") if record.is_file() else None}
+    return model, tok, origin
 
 
 def save(model: torch.nn.Module, tok: "Tokenizer", record: dict, directory: Path) -> Path:
