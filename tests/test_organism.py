@@ -467,6 +467,13 @@ def test_a_continued_training_starts_from_the_given_weights(tmp_path, uninterrup
             train(with_overrides(spec, ["model.intermediate_size=32"]), init=uninterrupted)
         with pytest.raises(ValueError, match=r"no config.json, model.safetensors, tokenizer.json; expected a dir"):
             train(spec, init=tmp_path / "ck")
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        for name in ("config.json", "tokenizer.json"):
+            (broken / name).write_bytes((uninterrupted / name).read_bytes())
+        (broken / "model.safetensors").write_bytes((uninterrupted / "model.safetensors").read_bytes()[:1000])
+        with pytest.raises(ValueError, match=r"tokenizer and weights do not load into the recipe's model \("):
+            train(spec, init=broken)
     for name in ("model.safetensors", "tokenizer.json"):
         assert _digest(same / name) == _digest(uninterrupted / name)
     assert _digest(continued / "tokenizer.json") == _digest(uninterrupted / "tokenizer.json")

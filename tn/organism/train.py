@@ -194,9 +194,13 @@ def from_weights(directory: Path, shape: ModelSpec) -> tuple[torch.nn.Module, "T
         raise ValueError(f"--init {directory}: its model's shape is not the recipe's (" + "; ".join(
             f"model.{n}: {config.get(n)} there, {getattr(shape, n)} in the recipe" for n in differ) + "); pass "
             + " ".join(f"--set model.{n}={config.get(n)}" for n in differ))
-    tok = wrap(Tokenizer.from_file(str(directory / "tokenizer.json")))
-    model = build_model(shape, tok).train()
-    model.load_state_dict({k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()})
+    try:
+        tok = wrap(Tokenizer.from_file(str(directory / "tokenizer.json")))
+        model = build_model(shape, tok).train()
+        model.load_state_dict({k: v.float() for k, v in load_file(str(directory / "model.safetensors")).items()})
+    except Exception as exc:  # noqa: BLE001 - a truncated file, a foreign tokenizer: one message, not a traceback
+        raise ValueError(f"--init {directory}: its tokenizer and weights do not load into the recipe's model "
+                         f"({type(exc).__name__}: {exc})") from exc
     record = directory / "organism.json"
     origin = {"dir": str(directory.resolve()),
               "weights_sha256": ckpt.digest_bytes((directory / "model.safetensors").read_bytes()),
