@@ -485,6 +485,10 @@ def test_a_continued_training_starts_from_the_given_weights(tmp_path, uninterrup
                        "--out", str(tmp_path / "w")], timeout=600)
     assert bad.returncode == 2 and f"--init {tmp_path / 'nowhere'}: no config.json" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "w").exists()
+    shipped = _digest(WEIGHTS_DIR / "model.safetensors")
+    unsafe = run_process([sys.executable, "-m", "tn.organism", "train", "--init", str(uninterrupted)], timeout=600)
+    assert unsafe.returncode == 2 and "needs --out DIR: a continued training would otherwise replace" in unsafe.stderr
+    assert _digest(WEIGHTS_DIR / "model.safetensors") == shipped
 
 
 def test_shipped_weights_come_from_the_current_recipe():

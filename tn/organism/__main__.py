@@ -55,6 +55,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)  # the bytes of the result depend on the thread count: pin it
     spec = _spec(args.set)
+    if args.init and not args.out:
+        raise ValueError(f"--init {args.init} needs --out DIR: a continued training would otherwise replace the "
+                         f"shipped organism in {WEIGHTS_DIR}")
     out = Path(args.out or WEIGHTS_DIR)
     checkpoint = out.with_name(out.name + ".checkpoint") if args.checkpoint_every > 0 else None
     if checkpoint and args.fresh:
