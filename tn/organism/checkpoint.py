@@ -39,12 +39,7 @@ class TrainState:
 
 def digest(text: str) -> str:
     """sha256 of a string (the tokenizer's JSON form)."""
-    return digest_bytes(text.encode())
-
-
-def digest_bytes(data: bytes) -> str:
-    """sha256 of bytes (the weights a continued run started from)."""
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def save(directory: Path, state: TrainState, recipe: dict, tokenizer: str, threads: int) -> Path:

@@ -124,13 +124,12 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     torch.use_deterministic_algorithms(True)
     world, ts = World(spec.world), spec.train
     started = time.perf_counter()
+    torch.manual_seed(ts.seed)  # the initialisation and the MLP-dropout masks (the tokenizer draws nothing from it)
     if init is None:
         corpus = itertools.islice(documents(world, spec.mixture, seed=ts.seed + 1), ts.tokenizer_documents)
         tok = wrap(train_tokenizer(["".join(d.pieces) for d in corpus], ts.vocab_size))
-        torch.manual_seed(ts.seed)
         model, origin = build_model(spec.model, tok).train(), None
     else:
-        torch.manual_seed(ts.seed)  # the global RNG draws the MLP-dropout masks
         model, tok, origin = from_weights(Path(init), spec.model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -184,6 +183,8 @@ def from_weights(directory: Path, shape: ModelSpec) -> tuple[torch.nn.Module, "T
     from safetensors.torch import load_file
     from tokenizers import Tokenizer
 
+    from tn.models.fingerprint import file_digest
+
     missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json") if not (directory / f).is_file()]
     if missing:
         raise ValueError(f"--init {directory}: no {', '.join(missing)}; expected a directory written by "
@@ -203,7 +204,7 @@ def from_weights(directory: Path, shape: ModelSpec) -> tuple[torch.nn.Module, "T
                          f"({type(exc).__name__}: {exc})") from exc
     record = directory / "organism.json"
     origin = {"dir": str(directory.resolve()),
-              "weights_sha256": ckpt.digest_bytes((directory / "model.safetensors").read_bytes()),
+              "weights_sha256": file_digest(directory / "model.safetensors", memo_dir=None),
               "spec": json.loads(record.read_text(encoding="utf-8")).get("spec") if record.is_file() else None}
     return model, tok, origin
 
