@@ -51,7 +51,8 @@ class TrainSpec:
     # straddles the boundary mix both phases). Measured at 2000 of 13,000 steps: QA transfer fell and English
     # leaned on layer 0 more, so it stays off (README, "What does not, yet")
     english_steps: int = 0
-    # documents the tokenizer is trained on, and its vocabulary size (the corpus saturates near 2,100)
+    # documents the tokenizer is trained on, and its vocabulary size (the corpus saturates near 2,100; at 1200 the
+    # merges go to English and L2 words take 1.3-1.5x the tokens: no help to target 3, README)
     tokenizer_documents: int = 20000
     vocab_size: int = 3000
 
