@@ -46,7 +46,10 @@ def assert_matches_brute_force(model, adapter: ModelAdapter, neuron_type: str, c
     ref = reference.brute_scores(model, tokenizer, adapter, corpus.texts("mono_train"), {l: cents[l] for l in layers})
     ref_matrix = np.stack([ref[l] for l in layers])
     exists = np.isfinite(ref_matrix)  # False in the columns a narrower layer lacks
-    tol = 1e-6 * np.abs(ref_matrix[exists]).max()
+    # float32 forwards of a padded batch of 7 sum in another order than one sentence's: measured up to 1.5e-6 of
+    # the largest score (qwen3_5_text's chunked linear attention, ministral3) on one CPU, under 1e-6 on another.
+    # A wrong definition (centroid, norm, bias, padding) is off by 1e-2 of it or more
+    tol = 1e-5 * np.abs(ref_matrix[exists]).max()
     for batch in (1, 7):
         for padding in ("left", "right"):
             cfg = _cfg(neuron_type, f"0-{layers[-1]}", batch, padding)

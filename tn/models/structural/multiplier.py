@@ -23,7 +23,7 @@ def find_multiplier(model: nn.Module, blocks: list[nn.Module], family: Family, d
     paths = [_attribute_holding(block, k) if k is not None else None for block, k in zip(blocks, factors)]
     for layer, path in enumerate(paths):
         if path is None or path != paths[0]:
-            raise ModelError(f"block {layer} multiplies its MLP output by {factors[layer]} before the residual "
+            raise ModelError(f"block {layer} multiplies its MLP output by {factors[layer]:.6g} before the residual "
                              "add (measured), but no numeric attribute of every block holds that factor")
     return paths[0]
 
