@@ -188,6 +188,14 @@ def test_spec_overrides_are_typed_and_checked():
     assert spec.train.steps == 7 and spec.train.betas == (0.8, 0.9) and spec.model.hidden_size == 64
     with pytest.raises(ValueError, match="train has:"):
         with_overrides(spec, ["train.stepz=7"])
+    # a value of the wrong kind names the override and the kind it needed, never a bare int() message
+    for item, expected in (("train.vocab_size=abc", "expected an integer, got 'abc'"),
+                           ("train.lr=fast", "expected a number, got 'fast'"),
+                           ("train.betas=0.9", "expected 2 comma-separated values, got 1"),
+                           ("train.betas=0.9,x", "expected a number, got 'x'"),
+                           ("model.hidden_size=1.5", "expected an integer")):
+        with pytest.raises(ValueError, match=f"override '{item}': {expected}"):
+            with_overrides(OrganismSpec(), [item])
 
 
 def test_training_documents_match_what_tn_evaluates():

@@ -85,20 +85,41 @@ def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
         fields = {f.name: f for f in dataclasses.fields(part)} if dataclasses.is_dataclass(part) else {}
         if name not in fields:
             raise ValueError(f"override {item!r}: no field {key}; {section} has: {', '.join(fields) or '-'}")
-        value = _parse(raw, getattr(part, name))
+        try:
+            value = _parse(raw, getattr(part, name))
+        except ValueError as err:
+            raise ValueError(f"override {item!r}: {err}") from None
         spec = dataclasses.replace(spec, **{section: dataclasses.replace(part, **{name: value})})
     spec.train.check()
     return spec
 
 
+_BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
+
+
 def _parse(raw: str, current: Any) -> Any:
+    """`raw` read as the type of the field's current value; a ValueError says what was expected."""
     if current is None:  # an optional number whose default is "unset"
-        return None if raw.lower() in ("none", "null") else float(raw)
-    if isinstance(current, bool):
-        return raw.lower() in ("1", "true", "yes")
+        return None if raw.lower() in ("none", "null") else _scalar(raw, 0.0)
+    if isinstance(current, bool):  # before int: bool is a subclass of int
+        if raw.lower() not in _BOOLS:
+            raise ValueError(f"expected one of {', '.join(_BOOLS)}")
+        return _BOOLS[raw.lower()]
     if isinstance(current, tuple):
-        return tuple(type(c)(v) for c, v in zip(current, raw.strip("()[]").split(",")))
-    return type(current)(raw)
+        parts = raw.strip("()[]").split(",")
+        # zip would silently drop or keep entries: betas=0.9 must not become (0.9,)
+        if len(parts) != len(current):
+            raise ValueError(f"expected {len(current)} comma-separated values, got {len(parts)}")
+        return tuple(_scalar(v.strip(), c) for c, v in zip(current, parts))
+    return _scalar(raw, current)
+
+
+def _scalar(raw: str, current: Any) -> Any:
+    try:
+        return type(current)(raw)
+    except ValueError:
+        raise ValueError(f"expected {_KINDS.get(type(current), type(current).__name__)}, got {raw!r}") from None
 
 
 def as_dict(spec: OrganismSpec) -> dict:
