@@ -499,6 +499,51 @@ def test_a_continued_training_starts_from_the_given_weights(tmp_path, uninterrup
     assert _digest(WEIGHTS_DIR / "model.safetensors") == shipped
 
 
+def test_the_training_device_is_checked_and_a_checkpoint_resumes_on_its_own(tmp_path, uninterrupted):
+    import sys
+
+    from tests.conftest import run_process
+    from tn.organism import checkpoint as ckpt
+    from tn.organism.train import save, train, training_device
+
+    for name in ("tpu", "cuda:x", "gpu", "CPU"):
+        with pytest.raises(ValueError, match=f"--device {name}: expected cpu, cuda or cuda:N"):
+            training_device(name)
+    # a CUDA run's checkpoint holds the CUDA generator: a CPU process may not resume it, nor the reverse
+    state = ckpt.TrainState(5, {}, {}, torch.get_rng_state(), [], 1.0, [])
+    ckpt.save(tmp_path / "ck", state, {"train": {"steps": 9}}, "tok", 1, "cuda")
+    assert ckpt.load(tmp_path / "ck", {"train": {"steps": 9}}, "tok", 1, "cuda").step == 5
+    with pytest.raises(ValueError, match=r"device: cuda in the checkpoint, cpu now \(--device cuda resumes it\)"):
+        ckpt.load(tmp_path / "ck", {"train": {"steps": 9}}, "tok", 1, "cpu")
+    if not torch.cuda.is_available():  # this machine: refused before anything is written
+        bad = run_process([sys.executable, "-m", "tn.organism", "train", "--device", "cuda", "--out",
+                           str(tmp_path / "w")], timeout=600)
+        assert bad.returncode == 2 and "--device cuda: this torch" in bad.stderr and "--device cpu" in bad.stderr
+        assert "Traceback" not in bad.stderr and not list(tmp_path.glob("w*"))
+        return
+    # a GPU machine: the CUDA run is deterministic across a stop, and it is the CPU run's recipe on other kernels
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_100(step, *_):
+        if step == 100:
+            raise Stop
+
+    spec = with_overrides(OrganismSpec(), TINY)
+    with one_thread():
+        whole = save(*train(spec, device="cuda"), tmp_path / "whole")
+        with pytest.raises(Stop):
+            train(spec, on_step=stop_at_100, checkpoint=tmp_path / "gpu", every=40, device="cuda")
+        resumed = save(*train(spec, checkpoint=tmp_path / "gpu", every=40, device="cuda"), tmp_path / "resumed")
+        # no steps: the initialisation, drawn on the CPU for either device
+        start = {d: save(*train(with_overrides(spec, ["train.steps=0"]), device=d), tmp_path / f"start-{d}")
+                 for d in ("cpu", "cuda")}
+    assert _digest(whole / "model.safetensors") == _digest(resumed / "model.safetensors")
+    assert _digest(start["cpu"] / "model.safetensors") == _digest(start["cuda"] / "model.safetensors")
+    assert json.loads((whole / "organism.json").read_text(encoding="utf-8"))["device"] != "cpu"
+
+
 def test_shipped_weights_come_from_the_current_recipe():
     record = json.loads((WEIGHTS_DIR / "organism.json").read_text(encoding="utf-8"))
     assert record["spec"] == json.loads(json.dumps(as_dict(OrganismSpec())))

@@ -3,7 +3,8 @@
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
                                                # (stopped? the same command resumes from its checkpoint;
-                                               #  --init DIR: continue training DIR's weights instead)
+                                               #  --init DIR: continue training DIR's weights instead;
+                                               #  --device cuda: on a GPU, for recipe searches)
     python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
@@ -46,15 +47,16 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train on one CPU thread and save the weights (resumable: rerun the same command after a stop)."""
+    """Train (one CPU thread, or --device cuda) and save the weights (resumable: rerun the same command)."""
     import shutil
 
     import torch
 
-    from tn.organism.train import save, train
+    from tn.organism.train import save, train, training_device
 
     torch.set_num_threads(1)  # the bytes of the result depend on the thread count: pin it
     spec = _spec(args.set)
+    training_device(args.device)  # a wrong --device stops here, before anything is written
     if args.init and not args.out:
         raise ValueError(f"--init {args.init} needs --out DIR: a continued training would otherwise replace the "
                          f"shipped organism in {WEIGHTS_DIR}")
@@ -70,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"step {step:5d}  loss {loss:.4f}", flush=True)
 
     model, tok, record = train(spec, on_step=report, checkpoint=checkpoint, every=args.checkpoint_every,
-                               init=Path(args.init) if args.init else None)
+                               init=Path(args.init) if args.init else None, device=args.device)
     out = save(model, tok, record, out)
     if checkpoint:
         shutil.rmtree(checkpoint, ignore_errors=True)  # the weights are written: the run is complete
@@ -148,6 +150,8 @@ def main(argv: list[str]) -> None:
     train_parser.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and start over")
     train_parser.add_argument("--init", metavar="DIR", help="continue training these weights and their tokenizer "
                               "(a directory `train` wrote, e.g. tn/organism/weights) with the recipe's schedule")
+    train_parser.add_argument("--device", default="cpu", help="where to train: cpu (default; the shipped weights' "
+                              "bytes) or cuda[:N] (a GPU: same recipe and initialisation, other last bits)")
     sub.choices["figure"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
     sub.choices["dissect"].add_argument("--jobs", required=True, help="the --out directory of a targets run")

@@ -1,7 +1,7 @@
 """Training checkpoints of the organism: everything a run needs to continue bit for bit after it was stopped.
 
-A checkpoint holds the weights and AdamW state in float32, the global torch RNG (the MLP-dropout draws), the
-losses so far and the number of steps done. The document stream and the batch order are not stored: they are
+A checkpoint holds the weights and AdamW state in float32, the torch RNG of the training device (the MLP-dropout
+draws), the losses so far and the number of steps done. The document stream and the batch order are not stored: they are
 seeded, so a resumed run regenerates them and skips the batches already trained on. The tokenizer is retrained
 (deterministic) and checked against the digest stored here, so a changed `tokenizers` version cannot silently
 continue with other token ids.
@@ -31,7 +31,7 @@ class TrainState:
     step: int
     model: dict
     optimizer: dict
-    rng: torch.Tensor
+    rng: torch.Tensor  # the training device's generator state
     losses: list
     seconds: float
     resumed: list  # the steps at which earlier processes of this run stopped and the run was resumed
@@ -42,20 +42,21 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save(directory: Path, state: TrainState, recipe: dict, tokenizer: str, threads: int) -> Path:
+def save(directory: Path, state: TrainState, recipe: dict, tokenizer: str, threads: int, device: str = "cpu") -> Path:
     """Write `state` into `directory`/checkpoint.pt, replacing the previous checkpoint atomically."""
     payload = {"step": state.step, "model": state.model, "optimizer": state.optimizer, "rng": state.rng,
                "losses": state.losses, "seconds": state.seconds, "resumed": state.resumed,
-               "recipe": json.dumps(recipe, sort_keys=True), "tokenizer": tokenizer, "threads": threads}
+               "recipe": json.dumps(recipe, sort_keys=True), "tokenizer": tokenizer, "threads": threads,
+               "device": device}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return write_atomic(Path(directory) / FILE, lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
-def load(directory: Path, recipe: dict, tokenizer: str, threads: int) -> TrainState | None:
+def load(directory: Path, recipe: dict, tokenizer: str, threads: int, device: str = "cpu") -> TrainState | None:
     """The checkpoint in `directory` if there is one (None otherwise), after checking that it belongs to this
-    run: the same recipe, tokenizer and thread count (another thread count changes float summation order, so
-    the continuation would not be the run's bytes)."""
+    run: the same recipe, tokenizer, thread count and device type (another thread count or device changes float
+    summation order, so the continuation would not be the run's bytes; a CPU and a CUDA RNG state differ)."""
     path = Path(directory) / FILE
     remove_stale_temporaries(directory)
     if not path.is_file():
@@ -70,6 +71,10 @@ def load(directory: Path, recipe: dict, tokenizer: str, threads: int) -> TrainSt
         mismatches.append("the retrained tokenizer differs from the checkpoint's (another `tokenizers` version?)")
     if payload["threads"] != threads:
         mismatches.append(f"threads: {payload['threads']} in the checkpoint, {threads} now")
+    saved_device = payload.get("device", "cpu")  # checkpoints written before --device trained on the CPU
+    if saved_device != device:
+        mismatches.append(f"device: {saved_device} in the checkpoint, {device} now "
+                          f"(--device {saved_device} resumes it)")
     if mismatches:
         raise ValueError(f"{path} belongs to another run: " + "; ".join(mismatches) +
                          ". Rerun with the checkpoint's --set options, or pass --fresh to discard it")

@@ -1,9 +1,11 @@
-"""Train the organism on CPU: tokenizer, then a Llama-architecture model on the document stream.
+"""Train the organism: tokenizer, then a Llama-architecture model on the document stream, on CPU or one GPU.
 
-Reproducible bit for bit on one machine: the document stream, the initialisation and the dropout draws come
-from fixed seeds, torch runs with deterministic algorithms, and the caller pins the thread count (the CLI
-uses one thread; a different count can change float summation order and so the bytes). A run can be stopped
-and resumed from its checkpoint (tn.organism.checkpoint) without changing a byte of the result.
+Reproducible bit for bit on one machine and device: the document stream, the initialisation and the dropout
+draws come from fixed seeds, torch runs with deterministic algorithms (on CUDA with the cuBLAS workspace that
+they need), and the caller pins the thread count (the CLI uses one thread; a different count can change float
+summation order and so the bytes). The initialisation is drawn on the CPU whatever the device, so a GPU run
+starts from the CPU run's weights; their results differ in the last bits (other kernels), not in the recipe. A
+run can be stopped and resumed from its checkpoint (tn.organism.checkpoint) without changing a byte of the result.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 import itertools
 import json
 import math
+import os
+import re
 import shutil
 import tempfile
 import time
@@ -109,18 +113,37 @@ def _mlp_dropout(model: torch.nn.Module, p: float) -> list:
     return [layer.mlp.down_proj.register_forward_pre_hook(hook) for layer in model.model.layers] if p > 0 else []
 
 
+def training_device(name: str) -> torch.device:
+    """The torch device for `--device NAME` ("cpu", "cuda", "cuda:1"), after checking this torch can use it."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ValueError(f"--device {name}: expected cpu, cuda or cuda:N (N: a GPU's index)")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: this torch ({torch.__version__}) finds no CUDA device here "
+                             "(torch.cuda.is_available() is False); train with --device cpu")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"numbered from 0")
+        # deterministic cuBLAS needs a fixed workspace, set before the first cuBLAS handle is made
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return device
+
+
 def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkpoint: Path | None = None,
-          every: int = 250, init: Path | None = None) -> tuple[torch.nn.Module, "Tokenizer", dict]:
+          every: int = 250, init: Path | None = None, device: str = "cpu") -> tuple[torch.nn.Module, "Tokenizer", dict]:
     """Train tokenizer and model; return (model in eval mode, tokenizer, record of the run).
 
     on_step(step, loss, model, tok) is called every 50 steps and after the last one. With `checkpoint` (a
     directory), the state is saved there every `every` steps, and a run that finds a checkpoint of the same
     recipe continues from it: the result is the same bytes as an uninterrupted run's. With `init` (a directory
     that `save` wrote), training continues from its weights and tokenizer instead of a fresh model, with a fresh
-    optimizer and spec.train's schedule: how a knob acts on an already trained organism, at a fraction of the cost."""
+    optimizer and spec.train's schedule: how a knob acts on an already trained organism, at a fraction of the cost.
+    `device` ("cpu", "cuda", "cuda:N") is where the model trains; a checkpoint resumes on the same kind only."""
     if checkpoint is not None and every < 1:
         raise ValueError(f"every={every}: checkpoints need a positive step interval")
     spec.train.check()
+    dev = training_device(device)
     torch.use_deterministic_algorithms(True)
     world, ts = World(spec.world), spec.train
     started = time.perf_counter()
@@ -131,20 +154,21 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
         model, origin = build_model(spec.model, tok).train(), None
     else:
         model, tok, origin = from_weights(Path(init), spec.model)
+    model.to(dev)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": ts.weight_decay},
                                    {"params": rest, "weight_decay": 0.0}], lr=ts.lr, betas=ts.betas)
     # a continued run's checkpoint also names the weights it started from (absent key: a fresh model)
     recipe = json.loads(json.dumps(as_dict(spec))) | ({"init": origin["weights_sha256"]} if origin else {})
-    identity = (recipe, ckpt.digest(tok.backend_tokenizer.to_str()), torch.get_num_threads())
+    identity = (recipe, ckpt.digest(tok.backend_tokenizer.to_str()), torch.get_num_threads(), dev.type)
     state = ckpt.load(checkpoint, *identity) if checkpoint else None
     if state is None:
-        state = ckpt.TrainState(0, {}, {}, torch.get_rng_state(), [], 0.0, [])
+        state = ckpt.TrainState(0, {}, {}, _rng_state(dev), [], 0.0, [])
     else:
         model.load_state_dict(state.model)
         optimizer.load_state_dict(state.optimizer)
-        torch.set_rng_state(state.rng)
+        _set_rng_state(dev, state.rng)
         state.resumed.append(state.step)
     hooks = _mlp_dropout(model, ts.mlp_dropout)
     stream = batches(documents(world, spec.mixture, seed=ts.seed, english_first=ts.english_steps * ts.batch_size),
@@ -152,7 +176,7 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     for step, (ids, labels, mask) in zip(range(state.step, ts.steps), stream):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, ts)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), ts.grad_clip)
@@ -163,18 +187,31 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
                 on_step(step, loss.item(), model, tok)
         if checkpoint and (step + 1) % every == 0 and step + 1 < ts.steps:
             ckpt.save(checkpoint, ckpt.TrainState(
-                step + 1, model.state_dict(), optimizer.state_dict(), torch.get_rng_state(), state.losses,
+                step + 1, model.state_dict(), optimizer.state_dict(), _rng_state(dev), state.losses,
                 state.seconds + time.perf_counter() - started, state.resumed), *identity)
     for h in hooks:
         h.remove()
     record = {"spec": as_dict(spec), "losses": state.losses,
               "seconds": round(state.seconds + time.perf_counter() - started, 1),
-              "threads": torch.get_num_threads(), "torch": torch.__version__}
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"}
     if state.resumed:
         record["resumed"] = state.resumed
     if origin:
         record["init"] = origin
-    return model.eval(), tok, record
+    return model.cpu().eval(), tok, record
+
+
+def _rng_state(dev: torch.device) -> torch.Tensor:
+    """The generator the MLP-dropout masks are drawn from (torch.rand_like draws on the tensor's device)."""
+    return torch.cuda.get_rng_state(dev) if dev.type == "cuda" else torch.get_rng_state()
+
+
+def _set_rng_state(dev: torch.device, state: torch.Tensor) -> None:
+    if dev.type == "cuda":
+        torch.cuda.set_rng_state(state, dev)
+    else:
+        torch.set_rng_state(state)
 
 
 def from_weights(directory: Path, shape: ModelSpec) -> tuple[torch.nn.Module, "Tokenizer", dict]:
