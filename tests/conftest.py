@@ -20,6 +20,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 # One intra-op thread per process: the tiny models gain nothing from more, and on a loaded machine (CI runners,
 # a neighbour's job) two spinning OpenMP threads on a busy core made a 1 s evaluation take 30 s.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# On a GPU machine: the organism's --device cuda test trains with deterministic algorithms, whose cuBLAS workspace
+# must be fixed before the first CUDA matmul of the process, which an earlier test may make (no effect on CPU).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def builtin_corpus(lang: str = "ja", limit: int | None = None) -> Corpus:
