@@ -616,7 +616,7 @@ def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_set
     part = {p.name: p for p in rows}
     it = measured["it"]
     assert lang == "it" and [p.size for p in rows] == [0, 1000, it.type1_layers["0"], 1000 - it.type1_layers["0"],
-                                                         1024 - it.type1_layers["0"], 1000, 1000, 1000]
+                                                         1024 - it.type1_layers["0"], 1000, 1000, 1000, 500, 500, 1000]
     # no ablation and the whole set give the job's own numbers (the same ablation, sentences and questions)
     nothing, whole = part["nothing"], part["the Type-1 set"]
     assert nothing.mknn_mean == pytest.approx(it.mknn_mean_clean, abs=1e-9)
@@ -631,6 +631,22 @@ def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_set
     # barely moves it (README, "What does not, yet": the QA effect is where the two halves do not differ)
     assert part["its layer-0 part"].mknn_mean < nothing.mknn_mean - 0.3
     assert part["the rest of layer 0 (not in the set)"].mknn_mean > nothing.mknn_mean - 0.1
+    # why English QA falls under the set (README): the candidates that Italian questions use much more than English
+    # ones carry Italian QA and spare English, but they are not Type-1 neurons (the alignment does not move)
+    l2_only = part["the 1000 candidates L2 questions use most relative to English (not tn's method)"]
+    assert l2_only.f1_l2 < nothing.f1_l2 - 0.2 and l2_only.f1_en > nothing.f1_en - 0.05
+    assert l2_only.mknn_mean > nothing.mknn_mean - 0.05
+
+
+def test_the_type1_score_ranks_the_same_neurons_for_english(targets_dir):
+    from tn.organism.english import score_overlap
+    from tn.organism.targets import JobQA
+
+    job = targets_dir / "it_type1"
+    overlap = score_overlap(job, JobQA(json.loads((job / "metrics.json").read_text(encoding="utf-8"))["config"]))
+    # the organism is not English-centric: the neurons moving Italian toward the shared centroid move English too
+    assert overlap.candidates == 5 * 1024 and overlap.k == 1000
+    assert overlap.pearson > 0.9 and overlap.shared_top > 800
 
 
 @pytest.mark.integration

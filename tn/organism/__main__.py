@@ -116,6 +116,8 @@ def cmd_dissect(args: argparse.Namespace) -> None:
     import torch
 
     from tn.organism.dissect import dissect, table
+    from tn.organism.english import score_overlap
+    from tn.organism.targets import JobQA
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
@@ -124,7 +126,12 @@ def cmd_dissect(args: argparse.Namespace) -> None:
         if not (job / "neurons.json").is_file():
             raise ValueError(f"--jobs {args.jobs}: no {job.name}/neurons.json; run `python -m tn.organism "
                                     f"targets --out {args.jobs} --langs {lang}` first")
-        print(table(*dissect(job)) + "\n", flush=True)
+        print(table(*dissect(job)), flush=True)
+        config = json.loads((job / "metrics.json").read_text(encoding="utf-8"))["config"]
+        o = score_overlap(job, JobQA(config))
+        print(f"\nThe Type-1 score on English sentences (en mono_train, against the same centroid) correlates with "
+              f"the {lang} score at Pearson r = {o.pearson:.3f} over the {o.candidates} candidates; {o.shared_top} of "
+              f"the {lang} top {o.k} are in English's own top {o.k}.\n", flush=True)
 
 
 def main(argv: list[str]) -> None:

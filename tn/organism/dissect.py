@@ -7,7 +7,8 @@ separates the two: an effect the set's neurons carry and the rest does not is sp
 
 Reads a Type-1 job of `python -m tn.organism targets` (its config, neurons.json and questions) and adds the
 job's random baselines as controls (English QA under them is not part of the job); every condition is tn's own
-ablation (L2 side: `last` for mutual kNN as the job ran it, `prompt` for QA).
+ablation (L2 side: `last` for mutual kNN as the job ran it, `prompt` for QA). The last rows split the set by how
+much L2 and English questions use each neuron (tn.organism.english), to ask which neurons English shares.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from statistics import mean
 import torch
 
 from tn.neurons import NeuronSet
+from tn.organism.english import usage_parts
 
 
 @dataclass
@@ -74,7 +76,8 @@ def dissect(job_dir: Path) -> tuple[str, list[Part]]:
 
     en = states([e for e, _ in pairs], None)  # the English side is never ablated
     out = []
-    for name, neurons in parts(record["neurons"], qa.adapter.widths, record["baselines"]).items():
+    named = parts(record["neurons"], qa.adapter.widths, record["baselines"]) | usage_parts(record["neurons"], qa, lang)
+    for name, neurons in named.items():
         l2 = states([x for _, x in pairs], neurons)
         knn_mean = mean(mutual_knn(en[:, l], l2[:, l], knn["k"]) for l in range(en.shape[1]))
         size = len(neurons) if neurons is not None else 0

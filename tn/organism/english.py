@@ -1,0 +1,123 @@
+"""What English shares with an L2's Type-1 neurons on the organism: two diagnostics that `dissect` prints.
+
+Target 3 wants English QA untouched when the L2's Type-1 set is zeroed. Two questions tell why it is not:
+
+1. Does the score rank the same neurons for English? The Type-1 score of a neuron is how far its contribution
+   moves the last-token residual toward the shared centroid (the mean of the English and L2 sides of the
+   parallel pairs). Scoring English detection sentences against the same centroid, with tn's own identification,
+   says which neurons move English there. If they are the L2's top neurons, zeroing the L2's set takes English's
+   move too. In an English-centric model the L2's movers would be work that English never needs.
+2. Do neurons exist that the L2 needs and English does not? Usage = mean |activation| of each candidate over every
+   token of QA prompts about the world's train people (the evaluation asks about the test people, so the
+   selection never sees its questions), in English and in the L2. The candidates with the highest ratio
+   L2 / English are not a tn selection: zeroing them asks whether L2-only neurons carry L2 QA at all.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tn.neurons import NeuronSet
+from tn.organism.targets import JobQA, neuron_set
+
+
+@dataclass
+class ScoreOverlap:
+    """The L2's Type-1 scores against English's, over the same candidates and centroid."""
+
+    pearson: float
+    shared_top: int  # neurons in both top-k lists
+    k: int
+    candidates: int
+
+
+def score_overlap(job_dir: Path, qa: JobQA) -> ScoreOverlap:
+    """Type-1 scores of the job's candidates with the L2's and with English's detection sentences (mono_train)."""
+    from tn.config import DataConfig, NeuronTypeConfig
+    from tn.data.corpus import open_corpus
+    from tn.identify.layers import candidate_layers
+    from tn.identify.run import DEFAULT_BUFFER_MB
+    from tn.identify.transfer import PassOptions, Request, identify_transfer
+    from tn.infra.dist import World
+
+    config = qa.config
+    corpus = open_corpus(DataConfig(**config["data"]), config["lang"]["code"])
+    layers = candidate_layers(NeuronTypeConfig(**config["neuron_type"]), qa.adapter.num_layers)
+    ident = config["identify"]
+    opts = PassOptions(ident["batch_size"], ident["padding_side"], ident["score_dtype"],
+                       ident["last_layer_centroid"] == "final_norm", int(DEFAULT_BUFFER_MB[False] * 2**20),
+                       Path(tempfile.gettempdir()), single_pass=False)
+    pairs = corpus.pairs("parallel_train")
+
+    def scores(detection: list[str]) -> np.ndarray:
+        out = identify_transfer(qa.loaded.model, qa.loaded.tokenizer, qa.adapter, pairs, detection,
+                                [Request("type1", layers, True)], opts, World(), torch.device("cpu"))
+        return out["type1"][0].ravel()
+
+    l2, en = scores(corpus.texts("mono_train")), scores(corpus.texts("mono_train", "en"))
+    k = len(json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))["neurons"])
+    top = [set(np.argsort(-s, kind="stable")[:k].tolist()) for s in (l2, en)]
+    return ScoreOverlap(float(np.corrcoef(l2, en)[0, 1]), len(top[0] & top[1]), k, len(l2))
+
+
+def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:
+    """{layer: (m,) mean |activation|} over every token of the QA prompts about the train people in `lang`."""
+    from tn.organism.grammar import ANSWER_WORDS, RELATIONS, question
+    from tn.organism.world import World
+    from tn.tasks.mkqa import prompt
+
+    world = World(_world_spec(qa.config))
+    texts = [prompt(question(r, p.name, lang), ANSWER_WORDS[lang]) for p in world.train_people for r in RELATIONS]
+    sums = {l: torch.zeros(qa.adapter.widths[l], dtype=torch.float64) for l in layers}
+
+    def hook(layer: int):
+        def add(module: torch.nn.Module, args: tuple) -> None:
+            sums[layer].add_(args[0].reshape(-1, args[0].shape[-1]).abs().sum(0).double())
+        return add
+
+    handles = [qa.adapter.down_proj(l).register_forward_pre_hook(hook(l)) for l in layers]
+    tokens = 0
+    try:
+        with torch.inference_mode():
+            for text in texts:  # one at a time: no padding tokens in the sums
+                ids = qa.loaded.tokenizer(text, return_tensors="pt")["input_ids"]
+                qa.loaded.model(input_ids=ids)
+                tokens += ids.shape[1]
+    finally:
+        for h in handles:
+            h.remove()
+    return {l: (s / tokens).numpy() for l, s in sums.items()}
+
+
+def usage_parts(rows: list[list], qa: JobQA, lang: str) -> dict[str, NeuronSet]:
+    """The set split in halves by L2 / English usage, and the len(rows) candidates of the set's layers (all
+    candidates from its first to its last layer) with the highest ratio."""
+    layers = list(range(min(r[0] for r in rows), max(r[0] for r in rows) + 1))
+    l2, en = usage(qa, lang, layers), usage(qa, "en", layers)
+    ratio = {l: l2[l] / (en[l] + 1e-6) for l in layers}  # 1e-6: a neuron English never uses ranks first
+    order = sorted(range(len(rows)), key=lambda j: -ratio[rows[j][0]][int(rows[j][1])])
+    half = len(rows) // 2
+    cand = [(l, i) for l in layers for i in range(len(ratio[l]))]
+    ranked = sorted(cand, key=lambda li: -ratio[li[0]][li[1]])[: len(rows)]
+    return {
+        "its half that L2 questions use more than English ones": neuron_set([rows[j] for j in order[:half]]),
+        "its other half": neuron_set([rows[j] for j in order[half:]]),
+        f"the {len(rows)} candidates L2 questions use most relative to English (not tn's method)":
+            neuron_set([list(li) for li in ranked]),
+    }
+
+
+def _world_spec(config: dict):
+    """The WorldSpec the job's organism was trained on (organism.json beside its weights)."""
+    from tn.organism.paths import WEIGHTS_DIR
+    from tn.organism.world import WorldSpec
+
+    name = config["model"]["name_or_path"]
+    record = (WEIGHTS_DIR if name == "organism" else Path(name)) / "organism.json"
+    return WorldSpec(**json.loads(record.read_text(encoding="utf-8"))["spec"]["world"])
