@@ -381,6 +381,18 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class Stopped(Exception):
+    """Raised by stop_at: a training run stopped from outside, as a killed process would be."""
+
+
+def stop_at(stop: int):
+    """An on_step callback that stops training when it reports step `stop`."""
+    def on_step(step: int, *_) -> None:
+        if step == stop:
+            raise Stopped
+    return on_step
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The tiny recipe's weights from a run that was never stopped (one thread, as the CLI trains)."""
@@ -394,17 +406,10 @@ def test_a_stopped_run_resumes_to_the_same_bytes(tmp_path, uninterrupted):
     from tn.organism.checkpoint import FILE
     from tn.organism.train import save, train
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_100(step, *_):
-        if step == 100:
-            raise Stop
-
     spec = with_overrides(OrganismSpec(), TINY)
     with one_thread():
-        with pytest.raises(Stop):
-            train(spec, on_step=stop_at_100, checkpoint=tmp_path / "ck", every=40)
+        with pytest.raises(Stopped):
+            train(spec, on_step=stop_at(100), checkpoint=tmp_path / "ck", every=40)
         assert torch.load(tmp_path / "ck" / FILE, weights_only=True)["step"] == 80  # the last checkpoint
         model, tok, record = train(spec, checkpoint=tmp_path / "ck", every=40)
         with pytest.raises(ValueError, match=r"train.steps: 150 in the checkpoint, 151 now.*--fresh"):
@@ -458,15 +463,8 @@ def test_a_continued_training_starts_from_the_given_weights(tmp_path, uninterrup
         model, tok, record = train(with_overrides(spec, ["train.steps=20", "train.seed=7"]), init=uninterrupted)
         continued = save(model, tok, record, tmp_path / "continued")
 
-        class Stop(Exception):
-            pass
-
-        def stop_at_last(step, *_):  # on_step runs at step 0 and at the last step, 19, after a checkpoint at 15
-            if step == 19:
-                raise Stop
-
-        with pytest.raises(Stop):
-            train(with_overrides(spec, ["train.steps=20"]), on_step=stop_at_last, checkpoint=tmp_path / "ck", every=5,
+        with pytest.raises(Stopped):  # on_step reports step 0 and the last step, 19, after a checkpoint at 15
+            train(with_overrides(spec, ["train.steps=20"]), on_step=stop_at(19), checkpoint=tmp_path / "ck", every=5,
                   init=uninterrupted)
         # a continued run's checkpoint names the weights it started from: a fresh run may not resume it
         with pytest.raises(ValueError, match=r"init: '[0-9a-f]{64}' in the checkpoint, None now"):
@@ -523,18 +521,11 @@ def test_the_training_device_is_checked_and_a_checkpoint_resumes_on_its_own(tmp_
         return
     # a GPU machine: the CUDA run is deterministic across a stop, and it is the CPU run's recipe on other kernels
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_100(step, *_):
-        if step == 100:
-            raise Stop
-
     spec = with_overrides(OrganismSpec(), TINY)
     with one_thread():
         whole = save(*train(spec, device="cuda"), tmp_path / "whole")
-        with pytest.raises(Stop):
-            train(spec, on_step=stop_at_100, checkpoint=tmp_path / "gpu", every=40, device="cuda")
+        with pytest.raises(Stopped):
+            train(spec, on_step=stop_at(100), checkpoint=tmp_path / "gpu", every=40, device="cuda")
         resumed = save(*train(spec, checkpoint=tmp_path / "gpu", every=40, device="cuda"), tmp_path / "resumed")
         # no steps: the initialisation, drawn on the CPU for either device
         start = {d: save(*train(with_overrides(spec, ["train.steps=0"]), device=d), tmp_path / f"start-{d}")
