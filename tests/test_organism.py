@@ -520,7 +520,6 @@ def test_the_training_device_is_checked_and_a_checkpoint_resumes_on_its_own(tmp_
         assert "Traceback" not in bad.stderr and not list(tmp_path.glob("w*"))
         return
     # a GPU machine: the CUDA run is deterministic across a stop, and it is the CPU run's recipe on other kernels
-
     spec = with_overrides(OrganismSpec(), TINY)
     with one_thread():
         whole = save(*train(spec, device="cuda"), tmp_path / "whole")

@@ -126,9 +126,9 @@ def cmd_dissect(args: argparse.Namespace) -> None:
         if not (job / "neurons.json").is_file():
             raise ValueError(f"--jobs {args.jobs}: no {job.name}/neurons.json; run `python -m tn.organism "
                                     f"targets --out {args.jobs} --langs {lang}` first")
-        print(table(*dissect(job)), flush=True)
-        config = json.loads((job / "metrics.json").read_text(encoding="utf-8"))["config"]
-        o = score_overlap(job, JobQA(config))
+        qa = JobQA(json.loads((job / "metrics.json").read_text(encoding="utf-8"))["config"])  # one model load
+        print(table(*dissect(job, qa)), flush=True)
+        o = score_overlap(job, qa)
         print(f"\nThe Type-1 score on English sentences (en mono_train, against the same centroid) correlates with "
               f"the {lang} score at Pearson r = {o.pearson:.3f} over the {o.candidates} candidates; {o.shared_top} of "
               f"the {lang} top {o.k} are in English's own top {o.k}.\n", flush=True)

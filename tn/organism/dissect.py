@@ -22,6 +22,7 @@ import torch
 
 from tn.neurons import NeuronSet
 from tn.organism.english import usage_parts
+from tn.organism.targets import JobQA
 
 
 @dataclass
@@ -54,18 +55,17 @@ def parts(rows: list[list], widths: list[int], baselines: dict[str, list[list]])
     }
 
 
-def dissect(job_dir: Path) -> tuple[str, list[Part]]:
-    """The job's language and one Part per entry of `parts`."""
+def dissect(job_dir: Path, qa: JobQA | None = None) -> tuple[str, list[Part]]:
+    """The job's language and one Part per entry of `parts` (`qa`: the job's JobQA, if the caller has loaded it)."""
     from tn.config import DataConfig
     from tn.data.corpus import open_corpus
     from tn.infra.dist import World
-    from tn.organism.targets import JobQA
     from tn.represent import last_token_states
     from tn.tasks.similarity import mutual_knn
 
     config = json.loads((job_dir / "metrics.json").read_text(encoding="utf-8"))["config"]
     record = json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))
-    lang, knn, qa = config["lang"]["code"], config["task"]["mknn"], JobQA(config)
+    lang, knn, qa = config["lang"]["code"], config["task"]["mknn"], qa or JobQA(config)
     pairs = open_corpus(DataConfig(**config["data"]), lang).pairs(knn["set"])
 
     def states(texts: list[str], neurons: NeuronSet | None) -> torch.Tensor:

@@ -16,7 +16,6 @@ Target 3 wants English QA untouched when the L2's Type-1 set is zeroed. Two ques
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,32 +37,27 @@ class ScoreOverlap:
 
 
 def score_overlap(job_dir: Path, qa: JobQA) -> ScoreOverlap:
-    """Type-1 scores of the job's candidates with the L2's and with English's detection sentences (mono_train)."""
-    from tn.config import DataConfig, NeuronTypeConfig
+    """Type-1 scores of the job's candidates with the L2's and with English's detection sentences (mono_train),
+    against one shared centroid, ranked as tn ranks them (tn.neurons.top_k)."""
+    from tn.config import DataConfig
     from tn.data.corpus import open_corpus
-    from tn.identify.layers import candidate_layers
-    from tn.identify.run import DEFAULT_BUFFER_MB
-    from tn.identify.transfer import PassOptions, Request, identify_transfer
+    from tn.identify.centroids import shared_centroids
+    from tn.identify.transfer import mean_scores
     from tn.infra.dist import World
+    from tn.neurons import top_k
 
-    config = qa.config
+    config, ident = qa.config, qa.config["identify"]
     corpus = open_corpus(DataConfig(**config["data"]), config["lang"]["code"])
-    layers = candidate_layers(NeuronTypeConfig(**config["neuron_type"]), qa.adapter.num_layers)
-    ident = config["identify"]
-    opts = PassOptions(ident["batch_size"], ident["padding_side"], ident["score_dtype"],
-                       ident["last_layer_centroid"] == "final_norm", int(DEFAULT_BUFFER_MB[False] * 2**20),
-                       Path(tempfile.gettempdir()), single_pass=False)
-    pairs = corpus.pairs("parallel_train")
-
-    def scores(detection: list[str]) -> np.ndarray:
-        out = identify_transfer(qa.loaded.model, qa.loaded.tokenizer, qa.adapter, pairs, detection,
-                                [Request("type1", layers, True)], opts, World(), torch.device("cpu"))
-        return out["type1"][0].ravel()
-
-    l2, en = scores(corpus.texts("mono_train")), scores(corpus.texts("mono_train", "en"))
+    layers = _candidates(qa)
+    model = (qa.loaded.model, qa.loaded.tokenizer, qa.adapter)
+    passes = (ident["batch_size"], ident["padding_side"], World(), torch.device("cpu"))
+    centroids = shared_centroids(*model, corpus.pairs("parallel_train"), layers, *passes,
+                                 final_norm=ident["last_layer_centroid"] == "final_norm")
+    l2, en = (mean_scores(*model, corpus.texts("mono_train", lang), layers, centroids, ident["score_dtype"], *passes)
+              for lang in (None, "en"))
     k = len(json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))["neurons"])
-    top = [set(np.argsort(-s, kind="stable")[:k].tolist()) for s in (l2, en)]
-    return ScoreOverlap(float(np.corrcoef(l2, en)[0, 1]), len(top[0] & top[1]), k, len(l2))
+    top = [top_k(s, layers, k).pairs() for s in (l2, en)]
+    return ScoreOverlap(float(np.corrcoef(l2.ravel(), en.ravel())[0, 1]), len(top[0] & top[1]), k, l2.size)
 
 
 def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:
@@ -96,21 +90,29 @@ def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:
 
 
 def usage_parts(rows: list[list], qa: JobQA, lang: str) -> dict[str, NeuronSet]:
-    """The set split in halves by L2 / English usage, and the len(rows) candidates of the set's layers (all
-    candidates from its first to its last layer) with the highest ratio."""
-    layers = list(range(min(r[0] for r in rows), max(r[0] for r in rows) + 1))
+    """The set split in halves by L2 / English usage, and the len(rows) candidates of the job's candidate layers
+    with the highest ratio (ranked as tn ranks scores: ties by layer and index)."""
+    from tn.neurons import top_k
+
+    layers = _candidates(qa)
     l2, en = usage(qa, lang, layers), usage(qa, "en", layers)
     ratio = {l: l2[l] / (en[l] + 1e-6) for l in layers}  # 1e-6: a neuron English never uses ranks first
     order = sorted(range(len(rows)), key=lambda j: -ratio[rows[j][0]][int(rows[j][1])])
     half = len(rows) // 2
-    cand = [(l, i) for l in layers for i in range(len(ratio[l]))]
-    ranked = sorted(cand, key=lambda li: -ratio[li[0]][li[1]])[: len(rows)]
     return {
         "its half that L2 questions use more than English ones": neuron_set([rows[j] for j in order[:half]]),
         "its other half": neuron_set([rows[j] for j in order[half:]]),
         f"the {len(rows)} candidates L2 questions use most relative to English (not tn's method)":
-            neuron_set([list(li) for li in ranked]),
+            top_k(np.stack([ratio[l] for l in layers]), layers, len(rows)),
     }
+
+
+def _candidates(qa: JobQA) -> list[int]:
+    """The job's Type-1 candidate layers (neuron_type's boundary or explicit layers)."""
+    from tn.config import NeuronTypeConfig
+    from tn.identify.layers import candidate_layers
+
+    return candidate_layers(NeuronTypeConfig(**qa.config["neuron_type"]), qa.adapter.num_layers)
 
 
 def _world_spec(config: dict):
