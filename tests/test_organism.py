@@ -607,6 +607,9 @@ def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_set
     it = measured["it"]
     assert lang == "it" and [p.size for p in rows] == [0, 1000, it.type1_layers["0"], 1000 - it.type1_layers["0"],
                                                          1024 - it.type1_layers["0"], 1000, 1000, 1000, 500, 500, 1000]
+    assert [(p.in_set, p.in_first_layer) for p in rows[:5]] == [
+        (0, 0), (1000, it.type1_layers["0"]), (it.type1_layers["0"],) * 2, (1000 - it.type1_layers["0"], 0),
+        (0, 1024 - it.type1_layers["0"])]
     # no ablation and the whole set give the job's own numbers (the same ablation, sentences and questions)
     nothing, whole = part["nothing"], part["the Type-1 set"]
     assert nothing.mknn_mean == pytest.approx(it.mknn_mean_clean, abs=1e-9)

@@ -31,6 +31,8 @@ class Part:
 
     name: str
     size: int
+    in_set: int  # of them in the Type-1 set (the job's baselines are drawn outside it: 0)
+    in_first_layer: int  # of them in the set's first layer
     mknn_mean: float
     f1_l2: float
     f1_en: float
@@ -76,18 +78,21 @@ def dissect(job_dir: Path, qa: JobQA | None = None) -> tuple[str, list[Part]]:
 
     en = states([e for e, _ in pairs], None)  # the English side is never ablated
     out = []
-    named = parts(record["neurons"], qa.adapter.widths, record["baselines"]) | usage_parts(record["neurons"], qa, lang)
-    for name, neurons in named.items():
+    rows = record["neurons"]
+    in_set, first = {(int(r[0]), int(r[1])) for r in rows}, min(int(r[0]) for r in rows)
+    for name, neurons in (parts(rows, qa.adapter.widths, record["baselines"]) | usage_parts(rows, qa, lang)).items():
         l2 = states([x for _, x in pairs], neurons)
         knn_mean = mean(mutual_knn(en[:, l], l2[:, l], knn["k"]) for l in range(en.shape[1]))
-        size = len(neurons) if neurons is not None else 0
-        out.append(Part(name, size, knn_mean, qa.f1(lang, neurons), qa.f1("en", neurons)))
+        zeroed = neurons.pairs() if neurons is not None else set()
+        out.append(Part(name, len(zeroed), len(zeroed & in_set), sum(l == first for l, _ in zeroed), knn_mean,
+                        qa.f1(lang, neurons), qa.f1("en", neurons)))
     return lang, out
 
 
 def table(lang: str, rows: list[Part]) -> str:
     """A markdown table of one language's dissection."""
-    lines = [f"| zeroed ({lang} side) | neurons | mknn mean | {lang} QA F1 | English QA F1 |",
-             "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {p.name} | {p.size} | {p.mknn_mean:.3f} | {p.f1_l2:.3f} | {p.f1_en:.3f} |" for p in rows]
+    lines = [f"| zeroed ({lang} side) | neurons | in the set | in the set's first layer | mknn mean | {lang} QA F1 | "
+             "English QA F1 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {p.name} | {p.size} | {p.in_set} | {p.in_first_layer} | {p.mknn_mean:.3f} | {p.f1_l2:.3f} | "
+              f"{p.f1_en:.3f} |" for p in rows]
     return "\n".join(lines)
