@@ -314,6 +314,26 @@ def test_surnames_make_hundreds_of_people_named_piece_by_piece():
         with_overrides(OrganismSpec(), ["world.surnames=31"])
 
 
+def test_an_english_tokenizer_corpus_spells_l2_words_in_pieces():
+    from tn.organism.tokenizer import CORPORA, train_tokenizer
+
+    world, mixture = World(), MixtureSpec()
+    shared = train_tokenizer(CORPORA["all"](world, mixture, 1, 400), 3000)
+    english = train_tokenizer(CORPORA["en"](world, mixture, 1, 400), 3000)
+    event = world.training_event(random.Random(0))
+    pieces = {name: {lang: tok.encode(render(event, lang)).tokens for lang in LANGS}
+              for name, tok in (("all", shared), ("en", english))}
+    assert pieces["en"]["en"] == pieces["all"]["en"]  # English words stay whole
+    for lang in L2S:  # every L2 sentence takes more tokens, and no L2 character is left as raw bytes
+        assert len(pieces["en"][lang]) > len(pieces["all"][lang]), (lang, pieces["en"][lang])
+        assert english.decode(english.encode(render(event, lang)).ids) == render(event, lang)
+    # one kana or kanji a token: neither a word nor a byte of one (a lone byte decodes to U+FFFD)
+    ja = {english.decode([i]) for i in english.encode(render(event, "ja"), add_special_tokens=False).ids}
+    assert all(len(piece) == 1 and piece != "\ufffd" for piece in ja), ja
+    with pytest.raises(ConfigError, match="tokenizer_corpus='de' is not allowed; choose one of: all, en"):
+        with_overrides(OrganismSpec(), ["train.tokenizer_corpus=de"])
+
+
 def test_english_first_documents_are_english_only_then_the_mixture_resumes():
     import re
 

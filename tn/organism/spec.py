@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from tn.infra.errors import check_choice
 from tn.organism.documents import MixtureSpec
 from tn.organism.sets import SetsSpec
 from tn.organism.world import WorldSpec
@@ -55,6 +56,16 @@ class TrainSpec:
     # merges go to English and L2 words take 1.3-1.5x the tokens: no help to target 3, README)
     tokenizer_documents: int = 20000
     vocab_size: int = 3000
+    # what the BPE merges are learnt from (tn/organism/tokenizer.py, CORPORA): "all" (the training mixture: every
+    # language's words become single tokens) or "en" (English documents, plus each character only the other
+    # languages use: their words are spelled in English subwords and single characters, as in the English-centric
+    # LLMs the paper studies; L2 sentences then take 1.6-2.7x English's tokens, so raise max_length with it)
+    tokenizer_corpus: str = "all"
+
+    def __post_init__(self) -> None:
+        from tn.organism.tokenizer import CORPORA  # tokenizer.py imports documents, which imports nothing of spec
+
+        check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
 
     def check(self) -> None:
         """Constraints between fields: checked once every override is in, since `--set` applies them one at a

@@ -10,10 +10,12 @@ separate pieces, as the tokenizers of large multilingual models mostly make them
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import itertools
+from typing import TYPE_CHECKING, Callable
 
 from tn.models.tiny import SPECIALS
-from tn.organism.documents import TAGS
+from tn.organism.documents import TAGS, MixtureSpec, documents
+from tn.organism.world import World
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -41,6 +43,25 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> "Tokenizer":
     tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
                                                        special_tokens=[(bos, tok.token_to_id(bos))])
     return tok
+
+
+def mixture_corpus(world: World, mixture: MixtureSpec, seed: int, count: int) -> list[str]:
+    """The first `count` documents of the training mixture's stream of seed `seed`, as text."""
+    return ["".join(d.pieces) for d in itertools.islice(documents(world, mixture, seed=seed), count)]
+
+
+def english_corpus(world: World, mixture: MixtureSpec, seed: int, count: int) -> list[str]:
+    """`count` English-only documents (the mixture's English kinds), then every character that only the other
+    languages' documents use, each as a text of its own: BPE learns each of those characters as one token but
+    merges none of their words, so an L2 word is spelled in English subwords and characters."""
+    english = ["".join(d.pieces) for d in itertools.islice(documents(world, mixture, seed=seed, english_first=count),
+                                                          count)]
+    seen = set().union(*map(set, english))
+    return english + sorted(set().union(*map(set, mixture_corpus(world, mixture, seed, count))) - seen)
+
+
+# what TrainSpec.tokenizer_corpus names: the texts the merges are learnt from
+CORPORA: dict[str, Callable[[World, MixtureSpec, int, int], list[str]]] = {"all": mixture_corpus, "en": english_corpus}
 
 
 def wrap(tok: "Tokenizer") -> "PreTrainedTokenizerFast":

@@ -27,7 +27,7 @@ import torch
 from tn.organism import checkpoint as ckpt
 from tn.organism.documents import Document, documents
 from tn.organism.spec import ModelSpec, OrganismSpec, TrainSpec, as_dict
-from tn.organism.tokenizer import train_tokenizer, wrap
+from tn.organism.tokenizer import CORPORA, train_tokenizer, wrap
 from tn.organism.world import World
 
 if TYPE_CHECKING:
@@ -149,8 +149,8 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     started = time.perf_counter()
     torch.manual_seed(ts.seed)  # the initialisation and the MLP-dropout masks (the tokenizer draws nothing from it)
     if init is None:
-        corpus = itertools.islice(documents(world, spec.mixture, seed=ts.seed + 1), ts.tokenizer_documents)
-        tok = wrap(train_tokenizer(["".join(d.pieces) for d in corpus], ts.vocab_size))
+        corpus = CORPORA[ts.tokenizer_corpus](world, spec.mixture, ts.seed + 1, ts.tokenizer_documents)
+        tok = wrap(train_tokenizer(corpus, ts.vocab_size))
         model, origin = build_model(spec.model, tok).train(), None
     else:
         model, tok, origin = from_weights(Path(init), spec.model)
