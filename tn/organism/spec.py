@@ -9,6 +9,7 @@ from typing import Any
 from tn.infra.errors import check_choice
 from tn.organism.documents import MixtureSpec
 from tn.organism.sets import SetsSpec
+from tn.organism.tokenizer import CORPORA
 from tn.organism.world import WorldSpec
 
 
@@ -65,8 +66,6 @@ class TrainSpec:
     tokenizer_corpus: str = "all"
 
     def __post_init__(self) -> None:
-        from tn.organism.tokenizer import CORPORA  # tokenizer.py imports documents, which imports nothing of spec
-
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
 
     def check(self) -> None:
