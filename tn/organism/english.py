@@ -66,7 +66,7 @@ def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:
     from tn.organism.world import World
     from tn.tasks.mkqa import prompt
 
-    world = World(_world_spec(qa.config))
+    world = World(_world_spec(qa))
     texts = [prompt(question(r, p.name, lang), ANSWER_WORDS[lang]) for p in world.train_people for r in RELATIONS]
     sums = {l: torch.zeros(qa.adapter.widths[l], dtype=torch.float64) for l in layers}
 
@@ -115,11 +115,9 @@ def _candidates(qa: JobQA) -> list[int]:
     return candidate_layers(NeuronTypeConfig(**qa.config["neuron_type"]), qa.adapter.num_layers)
 
 
-def _world_spec(config: dict):
-    """The WorldSpec the job's organism was trained on (organism.json beside its weights)."""
-    from tn.organism.paths import WEIGHTS_DIR
+def _world_spec(qa: JobQA):
+    """The WorldSpec the job's organism was trained on (organism.json beside the weights the job loaded)."""
     from tn.organism.world import WorldSpec
 
-    name = config["model"]["name_or_path"]
-    record = (WEIGHTS_DIR if name == "organism" else Path(name)) / "organism.json"
+    record = Path(qa.loaded.fingerprint["name_or_path"]) / "organism.json"
     return WorldSpec(**json.loads(record.read_text(encoding="utf-8"))["spec"]["world"])

@@ -11,10 +11,10 @@ separate pieces, as the tokenizers of large multilingual models mostly make them
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from tn.models.tiny import SPECIALS
-from tn.organism.documents import TAGS, MixtureSpec, documents
+from tn.organism.documents import TAGS, Document, MixtureSpec, documents
 from tn.organism.world import World
 
 if TYPE_CHECKING:
@@ -45,17 +45,21 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> "Tokenizer":
     return tok
 
 
+def _texts(stream: Iterator[Document], count: int) -> list[str]:
+    """The first `count` documents of `stream`, as text."""
+    return ["".join(d.pieces) for d in itertools.islice(stream, count)]
+
+
 def mixture_corpus(world: World, mixture: MixtureSpec, seed: int, count: int) -> list[str]:
     """The first `count` documents of the training mixture's stream of seed `seed`, as text."""
-    return ["".join(d.pieces) for d in itertools.islice(documents(world, mixture, seed=seed), count)]
+    return _texts(documents(world, mixture, seed=seed), count)
 
 
 def english_corpus(world: World, mixture: MixtureSpec, seed: int, count: int) -> list[str]:
     """`count` English-only documents (the mixture's English kinds), then every character that only the other
     languages' documents use, each as a text of its own: BPE learns each of those characters as one token but
     merges none of their words, so an L2 word is spelled in English subwords and characters."""
-    english = ["".join(d.pieces) for d in itertools.islice(documents(world, mixture, seed=seed, english_first=count),
-                                                          count)]
+    english = _texts(documents(world, mixture, seed=seed, english_first=count), count)
     seen = set().union(*map(set, english))
     return english + sorted(set().union(*map(set, mixture_corpus(world, mixture, seed, count))) - seen)
 
