@@ -334,6 +334,27 @@ def test_an_english_tokenizer_corpus_spells_l2_words_in_pieces():
         with_overrides(OrganismSpec(), ["train.tokenizer_corpus=de"])
 
 
+def test_tokens_counts_each_side_of_the_parallel_sets(capsys, tmp_path):
+    from tokenizers import Tokenizer
+
+    from tn.organism.__main__ import main
+
+    main(["tokens", "--langs", "ko,it"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith(("| ko", "| it"))]
+    bare = Tokenizer.from_file(str(WEIGHTS_DIR / "tokenizer.json"))  # the tokenizers library, not transformers
+    for row, lang in zip(rows, ("ko", "it")):
+        pairs = [json.loads(line) for line in (DATA_DIR / f"{lang}_parallel_test.jsonl").read_text().splitlines()]
+        means = [sum(len(bare.encode(p[side], add_special_tokens=False).ids) for p in pairs) / len(pairs)
+                 for side in ("en", lang)]
+        assert row[1:4] == [str(len(pairs)), f"{means[0]:.2f}", f"{means[1]:.2f}"], row
+    assert float(rows[0][4].strip(" |")) > 1.2  # a Korean syllable is a piece of its own: more tokens than English
+    for argv, message in ((["tokens", "--langs", "de"], "de_parallel_test.jsonl: no such file; the organism's "
+                           "sets have ja, nl, ko, it"), (["tokens", "--model", str(tmp_path)], "no tokenizer.json")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_english_first_documents_are_english_only_then_the_mixture_resumes():
     import re
 
@@ -463,6 +484,11 @@ def test_a_killed_training_command_continues_where_it_stopped(tmp_path, uninterr
     other = run_process([*cmd, "--set=train.lr=0.001"], timeout=600)
     assert other.returncode == 2 and "train.lr: 0.002 in the checkpoint, 0.001 now" in other.stderr
     assert "Traceback" not in other.stderr and checkpoint.exists()
+    # so is another thread count (its float sums differ), and a count below one before anything is read
+    faster = run_process([*cmd, "--threads", "2"], timeout=600)
+    assert faster.returncode == 2 and "threads: 1 in the checkpoint, 2 now" in faster.stderr, faster.stderr[-2000:]
+    none = run_process([*cmd, "--threads", "0"], timeout=600)
+    assert none.returncode == 2 and "--threads 0: expected a thread count >= 1" in none.stderr and checkpoint.exists()
     done = run_process(cmd, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed at step" in done.stdout and not checkpoint.parent.exists()

@@ -1,15 +1,18 @@
-"""python -m tn.organism {data,train,targets,figure,dissect}: rebuild, retrain, measure and dissect the organism.
+"""python -m tn.organism {data,train,targets,figure,dissect,tokens}: rebuild, retrain, measure and dissect the organism.
 
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
+                                               # (--threads N: faster, other last bits than the shipped ones)
                                                # (stopped? the same command resumes from its checkpoint;
                                                #  --init DIR: continue training DIR's weights instead;
                                                #  --device cuda: on a GPU, for recipe searches)
     python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
+    python -m tn.organism tokens               # tokens per sentence, English against each L2 (--model DIR)
 Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
-targets: --model DIR --data DIR (measure another organism), --langs ja,ko, --top-k K; dissect: --langs (default it,ja).
+targets, tokens: --model DIR --data DIR (another organism), --langs ja,ko; targets: --top-k K; dissect: --langs
+(default it,ja).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from tn.organism.train import save, train, training_device
 
-    torch.set_num_threads(1)  # the bytes of the result depend on the thread count: pin it
+    torch.set_num_threads(args.threads)  # the bytes of the result depend on the thread count: pin it
     spec = _spec(args.set)
     training_device(args.device)  # a wrong --device stops here, before anything is written
     if args.init and not args.out:
@@ -134,6 +137,23 @@ def cmd_dissect(args: argparse.Namespace) -> None:
               f"the {lang} top {o.k} are in English's own top {o.k}.\n", flush=True)
 
 
+def cmd_tokens(args: argparse.Namespace) -> None:
+    """Print the mean tokens per sentence of each L2 and its English translation (the parallel test sets)."""
+    from transformers import AutoTokenizer
+
+    from tn.organism.tokenizer import tokens_per_sentence
+
+    model, data = Path(args.model or WEIGHTS_DIR), Path(args.data or DATA_DIR)
+    if not (model / "tokenizer.json").is_file():
+        raise ValueError(f"--model {model}: no tokenizer.json; expected a directory `train` wrote")
+    tok = AutoTokenizer.from_pretrained(model)
+    print(f"tokens per sentence ({model}'s tokenizer, {data}'s parallel test sets; no BOS)\n")
+    print("| lang | pairs | English | L2 | L2 / English |\n| --- | --- | --- | --- | --- |")
+    for lang in args.langs.split(","):
+        en, l2, pairs = tokens_per_sentence(tok, data, lang)
+        print(f"| {lang} | {pairs} | {en:.2f} | {l2:.2f} | {l2 / en:.2f} |")
+
+
 def main(argv: list[str]) -> None:
     """Parse the sub-command and run it."""
     parser = argparse.ArgumentParser(prog="python -m tn.organism", description=__doc__.splitlines()[0])
@@ -157,18 +177,28 @@ def main(argv: list[str]) -> None:
     train_parser.add_argument("--fresh", action="store_true", help="discard an existing checkpoint and start over")
     train_parser.add_argument("--init", metavar="DIR", help="continue training these weights and their tokenizer "
                               "(a directory `train` wrote, e.g. tn/organism/weights) with the recipe's schedule")
+    train_parser.add_argument("--threads", type=int, default=1, metavar="N",
+                              help="CPU threads (default 1, the shipped weights' bytes; more is faster on a "
+                              "recipe search, and a checkpoint continues only under the count it was made with)")
     train_parser.add_argument("--device", default="cpu", help="where to train: cpu (default; the shipped weights' "
                               "bytes) or cuda[:N] (a GPU: same recipe and initialisation, other last bits)")
     sub.choices["figure"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
     sub.choices["dissect"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["dissect"].add_argument("--langs", default="it,ja")
+    tokens_parser = sub.add_parser("tokens", help=cmd_tokens.__doc__)  # reads only: no --out, no --set
+    tokens_parser.set_defaults(func=cmd_tokens)
+    tokens_parser.add_argument("--model", help="organism weights directory (default: the shipped one)")
+    tokens_parser.add_argument("--data", help="organism sets directory (default: the shipped one)")
+    tokens_parser.add_argument("--langs", default="ja,nl,ko,it")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tn.infra.errors import TnError
 
+    if getattr(args, "threads", 1) < 1:
+        train_parser.error(f"--threads {args.threads}: expected a thread count >= 1")
     if getattr(args, "checkpoint_every", 0) < 0:
-        parser.error(f"--checkpoint-every {args.checkpoint_every}: expected a step count >= 0 (0: never)")
+        train_parser.error(f"--checkpoint-every {args.checkpoint_every}: expected a step count >= 0 (0: never)")
     try:
         args.func(args)
     except (ValueError, TnError) as exc:  # bad --set values, a foreign checkpoint: the message, not a traceback

@@ -70,7 +70,8 @@ def load(directory: Path, recipe: dict, tokenizer: str, threads: int, device: st
     if payload["tokenizer"] != tokenizer:
         mismatches.append("the retrained tokenizer differs from the checkpoint's (another `tokenizers` version?)")
     if payload["threads"] != threads:
-        mismatches.append(f"threads: {payload['threads']} in the checkpoint, {threads} now")
+        mismatches.append(f"threads: {payload['threads']} in the checkpoint, {threads} now "
+                          f"(--threads {payload['threads']} resumes it)")
     saved_device = payload.get("device", "cpu")  # checkpoints written before --device trained on the CPU
     if saved_device != device:
         mismatches.append(f"device: {saved_device} in the checkpoint, {device} now "

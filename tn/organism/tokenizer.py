@@ -11,10 +11,13 @@ separate pieces, as the tokenizers of large multilingual models mostly make them
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from tn.models.tiny import SPECIALS
 from tn.organism.documents import TAGS, Document, MixtureSpec, documents
+from tn.organism.sets import L2S
 from tn.organism.world import World
 
 if TYPE_CHECKING:
@@ -73,3 +76,20 @@ def wrap(tok: "Tokenizer") -> "PreTrainedTokenizerFast":
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(tokenizer_object=tok, additional_special_tokens=list(TAGS.values()), **SPECIALS)
+
+
+def tokens_per_sentence(tok: "PreTrainedTokenizerFast", data: Path, lang: str) -> tuple[float, float, int]:
+    """Mean tokens (no BOS) of the English and the `lang` side of `data`/{lang}_parallel_test.jsonl, and the
+    pair count: how many pieces a tokenizer spells the same meanings in, per language."""
+    path = Path(data) / f"{lang}_parallel_test.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; the organism's sets have {', '.join(L2S)} (`python -m "
+                         f"tn.organism data --out DIR` writes them)")
+    pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not pairs:
+        raise ValueError(f"{path}: no sentence pairs")
+
+    def mean(side: str) -> float:
+        return sum(len(tok(p[side], add_special_tokens=False).input_ids) for p in pairs) / len(pairs)
+
+    return mean("en"), mean(lang), len(pairs)
