@@ -50,7 +50,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    """Train (one CPU thread, or --device cuda) and save the weights (resumable: rerun the same command)."""
+    """Train (one CPU thread; --threads N or --device cuda for searches) and save the weights (resumable)."""
     import shutil
 
     import torch
