@@ -166,9 +166,12 @@ def main(argv: list[str]) -> None:
         p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                        help="change the recipe, e.g. --set train.steps=500 (repeatable)")
     targets_parser = sub.choices["targets"]
-    targets_parser.add_argument("--model", help="organism weights directory (default: the shipped one)")
-    targets_parser.add_argument("--data", help="organism sets directory (default: the shipped one)")
-    targets_parser.add_argument("--langs", default="ja,nl,ko,it")
+    tokens_parser = sub.add_parser("tokens", help=cmd_tokens.__doc__)  # reads only: no --out, no --set
+    tokens_parser.set_defaults(func=cmd_tokens)
+    for measuring in (targets_parser, tokens_parser):
+        measuring.add_argument("--model", help="organism weights directory (default: the shipped one)")
+        measuring.add_argument("--data", help="organism sets directory (default: the shipped one)")
+        measuring.add_argument("--langs", default="ja,nl,ko,it")
     targets_parser.add_argument("--top-k", type=int, metavar="K",
                                 help="Type-1 and Type-2 set size (default: tn's top_k, 1000; the targets assume it)")
     train_parser = sub.choices["train"]
@@ -186,11 +189,6 @@ def main(argv: list[str]) -> None:
     sub.choices["figure"].add_argument("--langs", default="ja,nl,ko,it")
     sub.choices["dissect"].add_argument("--jobs", required=True, help="the --out directory of a targets run")
     sub.choices["dissect"].add_argument("--langs", default="it,ja")
-    tokens_parser = sub.add_parser("tokens", help=cmd_tokens.__doc__)  # reads only: no --out, no --set
-    tokens_parser.set_defaults(func=cmd_tokens)
-    tokens_parser.add_argument("--model", help="organism weights directory (default: the shipped one)")
-    tokens_parser.add_argument("--data", help="organism sets directory (default: the shipped one)")
-    tokens_parser.add_argument("--langs", default="ja,nl,ko,it")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tn.infra.errors import TnError

@@ -11,10 +11,10 @@ separate pieces, as the tokenizers of large multilingual models mostly make them
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from tn.data.jsonl import read_jsonl
 from tn.models.tiny import SPECIALS
 from tn.organism.documents import TAGS, Document, MixtureSpec, documents
 from tn.organism.sets import L2S
@@ -85,9 +85,7 @@ def tokens_per_sentence(tok: "PreTrainedTokenizerFast", data: Path, lang: str) -
     if not path.is_file():
         raise ValueError(f"{path}: no such file; the organism's sets have {', '.join(L2S)} (`python -m "
                          f"tn.organism data --out DIR` writes them)")
-    pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not pairs:
-        raise ValueError(f"{path}: no sentence pairs")
+    pairs = read_jsonl(path, ("en", lang))  # a malformed or empty file: DataError naming file and line
 
     def mean(side: str) -> float:
         return sum(len(tok(p[side], add_special_tokens=False).input_ids) for p in pairs) / len(pairs)
