@@ -413,6 +413,40 @@ def test_training_is_reproducible_bit_for_bit(tmp_path):
     assert digests[0] == digests[1]
 
 
+def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
+    from tokenizers import Tokenizer
+
+    from tn.organism.tokenizer import wrap
+    from tn.organism.train import adamw, build_model
+
+    tok = wrap(Tokenizer.from_file(str(WEIGHTS_DIR / "tokenizer.json")))
+    shape = with_overrides(OrganismSpec(), ["model.hidden_size=32", "model.intermediate_size=64",
+                                            "model.num_hidden_layers=2"]).model
+    models = {}
+    for std in (None, 1.0):
+        torch.manual_seed(0)
+        models[std] = build_model(shape, tok, std)
+    plain, wide = (dict(models[s].named_parameters()) for s in (None, 1.0))
+    embedding = "model.embed_tokens.weight"
+    # only the input embedding is drawn again, with the asked spread (the output head keeps Llama's 0.02)
+    assert all(torch.equal(plain[n], wide[n]) for n in plain if n != embedding)
+    assert abs(wide[embedding].std().item() - 1.0) < 0.02 and plain[embedding].std().item() < 0.03
+    assert abs(wide["lm_head.weight"].std().item() - 0.02) < 0.002
+    for decay_embedding in (True, False):
+        spec = with_overrides(OrganismSpec(), [f"train.embedding_decay={decay_embedding}"]).train
+        decayed, kept = (group["params"] for group in adamw(models[1.0], spec).param_groups)
+        names = {id(p): n for n, p in models[1.0].named_parameters()}
+        assert (embedding in {names[id(p)] for p in decayed}) is decay_embedding
+        assert {names[id(p)] for p in kept} == ({n for n, p in plain.items() if p.ndim < 2}
+                                                | (set() if decay_embedding else {embedding}))
+        assert "lm_head.weight" in {names[id(p)] for p in decayed}
+        # the order of the model, in both groups: a checkpoint's AdamW moments are matched by position
+        order = [names[id(p)] for p in models[1.0].parameters()]
+        assert [names[id(p)] for p in decayed] == [n for n in order if n in {names[id(p)] for p in decayed}]
+    assert with_overrides(OrganismSpec(), ["train.embedding_std=0.5"]).train.embedding_std == 0.5
+    assert with_overrides(OrganismSpec(), ["train.embedding_std=none"]).train.embedding_std is None
+
+
 # a recipe that trains in seconds, with MLP dropout so that the RNG state matters on resume
 TINY = ["train.steps=150", "train.batch_size=8", "train.tokenizer_documents=400", "train.warmup=10",
         "model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=2", "train.mlp_dropout=0.1"]
@@ -686,6 +720,39 @@ def test_the_type1_score_ranks_the_same_neurons_for_english(targets_dir):
     # the organism is not English-centric: the neurons moving Italian toward the shared centroid move English too
     assert overlap.candidates == 5 * 1024 and overlap.k == 1000
     assert overlap.pearson > 0.9 and overlap.shared_top > 800
+    # why the set is half of layer 0 (README): the residual entering layer 0's MLP is short, so layer 0's scores are
+    # the largest and the top 1000 take nearly every layer-0 neuron with a positive mean score
+    rows = json.loads((job / "neurons.json").read_text(encoding="utf-8"))["neurons"]
+    scale = {s.layer: s for s in overlap.layers}
+    assert sorted(scale) == [0, 1, 2, 3, 4] and sum(s.in_set for s in scale.values()) == 1000
+    assert all(scale[l].in_set == sum(r[0] == l for r in rows) for l in scale)
+    assert all(scale[0].residual * 10 < scale[l].residual for l in (1, 2, 3, 4))
+    assert all(scale[0].top_score > 10 * scale[l].top_score for l in (1, 2, 3, 4))
+    assert scale[0].in_set > 0.95 * scale[0].positive
+
+
+def test_residual_norms_are_the_pre_mlp_residual_of_each_sentence_alone(tmp_path):
+    from tn.config import ModelConfig
+    from tn.infra.dist import World as Ranks
+    from tn.models.adapter import ModelAdapter
+    from tn.models.load import load_model
+    from tn.organism.english import residual_norms
+
+    loaded = load_model(ModelConfig(), torch.device("cpu"), str(tmp_path))
+    texts = [json.loads(line)["it"] for line in (DATA_DIR / "it_parallel_test.jsonl").open(encoding="utf-8")][:12]
+    layers = [0, 2, 4]
+    batched = residual_norms(loaded.model, loaded.tokenizer, ModelAdapter.for_model(loaded.model), texts, layers, 5,
+                             "left", Ranks(), torch.device("cpu"))
+    # brute force: the input of each layer's post-attention norm (= h_l + att_l) at the last token, one text a time
+    seen = {l: [] for l in layers}
+    hooks = [loaded.model.model.layers[l].post_attention_layernorm.register_forward_pre_hook(
+        lambda module, args, l=l: seen[l].append(args[0][0, -1].double().norm().item())) for l in layers]
+    with torch.inference_mode():
+        for text in texts:
+            loaded.model(**loaded.tokenizer(text, return_tensors="pt"))
+    for h in hooks:
+        h.remove()
+    assert batched == pytest.approx([sum(seen[l]) / len(texts) for l in layers], rel=1e-5)
 
 
 @pytest.mark.integration

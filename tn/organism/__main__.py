@@ -135,6 +135,12 @@ def cmd_dissect(args: argparse.Namespace) -> None:
         print(f"\nThe Type-1 score on English sentences (en mono_train, against the same centroid) correlates with "
               f"the {lang} score at Pearson r = {o.pearson:.3f} over the {o.candidates} candidates; {o.shared_top} of "
               f"the {lang} top {o.k} are in English's own top {o.k}.\n", flush=True)
+        print(f"Where the {lang} top {o.k} sit (the score scales as 1 / |r|: a short residual, large scores):\n\n"
+              "| layer | mean \\|r\\| at the last token | candidates with a positive score | in the top "
+              f"{o.k} | largest score |\n| --- | --- | --- | --- | --- |", flush=True)
+        for s in o.layers:
+            print(f"| {s.layer} | {s.residual:.2f} | {s.positive} | {s.in_set} | {s.top_score:.4f} |", flush=True)
+        print(flush=True)
 
 
 def cmd_tokens(args: argparse.Namespace) -> None:

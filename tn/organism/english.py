@@ -1,6 +1,6 @@
-"""What English shares with an L2's Type-1 neurons on the organism: two diagnostics that `dissect` prints.
+"""What English shares with an L2's Type-1 neurons on the organism: diagnostics that `dissect` prints.
 
-Target 3 wants English QA untouched when the L2's Type-1 set is zeroed. Two questions tell why it is not:
+Target 3 wants English QA untouched when the L2's Type-1 set is zeroed. Three questions tell why it is not:
 
 1. Does the score rank the same neurons for English? The Type-1 score of a neuron is how far its contribution
    moves the last-token residual toward the shared centroid (the mean of the English and L2 sides of the
@@ -11,6 +11,8 @@ Target 3 wants English QA untouched when the L2's Type-1 set is zeroed. Two ques
    token of QA prompts about the world's train people (the evaluation asks about the test people, so the
    selection never sees its questions), in English and in the L2. The candidates with the highest ratio
    L2 / English are not a tn selection: zeroing them asks whether L2-only neurons carry L2 QA at all.
+3. Why is the set half of layer 0? Per candidate layer: the mean length of the residual the score measures against,
+   how many neurons have a positive mean score, and how many of them the top k take (LayerScale).
 """
 
 from __future__ import annotations
@@ -27,6 +29,20 @@ from tn.organism.targets import JobQA, neuron_set
 
 
 @dataclass
+class LayerScale:
+    """One candidate layer of the L2's Type-1 score: how long the residual is and how many neurons the set takes.
+
+    The score is a change of cosine, so one neuron's score scales as |a v| / |r|: a layer whose pre-MLP residual
+    r is short has large scores, and the top k fill up with its neurons before any other layer's."""
+
+    layer: int
+    residual: float  # mean |r_l| at the last token of the L2's detection sentences
+    positive: int  # candidates of the layer with a positive mean score
+    in_set: int  # of the layer's candidates in the top k
+    top_score: float
+
+
+@dataclass
 class ScoreOverlap:
     """The L2's Type-1 scores against English's, over the same candidates and centroid."""
 
@@ -34,6 +50,7 @@ class ScoreOverlap:
     shared_top: int  # neurons in both top-k lists
     k: int
     candidates: int
+    layers: list[LayerScale]
 
 
 def score_overlap(job_dir: Path, qa: JobQA) -> ScoreOverlap:
@@ -57,7 +74,27 @@ def score_overlap(job_dir: Path, qa: JobQA) -> ScoreOverlap:
               for lang in (None, "en"))
     k = len(json.loads((job_dir / "neurons.json").read_text(encoding="utf-8"))["neurons"])
     top = [top_k(s, layers, k).pairs() for s in (l2, en)]
-    return ScoreOverlap(float(np.corrcoef(l2.ravel(), en.ravel())[0, 1]), len(top[0] & top[1]), k, l2.size)
+    norms = residual_norms(*model, corpus.texts("mono_train"), layers, *passes)
+    scale = [LayerScale(l, float(norms[j]), int((l2[j] > 0).sum()), sum(t == l for t, _ in top[0]), float(l2[j].max()))
+             for j, l in enumerate(layers)]
+    return ScoreOverlap(float(np.corrcoef(l2.ravel(), en.ravel())[0, 1]), len(top[0] & top[1]), k, l2.size, scale)
+
+
+def residual_norms(model, tokenizer, adapter, texts: list[str], layers: list[int], batch_size: int,
+                   padding_side: str, world, device: torch.device) -> np.ndarray:
+    """(len(layers),) mean |r_l| of the pre-MLP residual at the last real token of `texts` (the r of the score)."""
+    from tn.models.forward import forward, iter_batches, rank_order
+    from tn.models.taps import LastTokenTaps
+
+    sums = dict.fromkeys(layers, 0.0)
+
+    def add(read) -> None:
+        sums[read.layer] += read.residual().double().norm(dim=1).sum().item()
+
+    with torch.inference_mode(), LastTokenTaps(adapter, layers, add, mlp=True).attached() as taps:
+        for batch in iter_batches(tokenizer, texts, batch_size, padding_side, rank_order(tokenizer, texts, world)):
+            taps.run(lambda: forward(model, batch, device), batch.last_index)
+    return np.array([sums[l] / len(texts) for l in layers])
 
 
 def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:

@@ -84,8 +84,9 @@ def _collate(rows: list[tuple[list[int], int | None]], pad_id: int) -> Batch:
     return ids, labels, bias[:, None]
 
 
-def build_model(spec: ModelSpec, tok: "Tokenizer") -> torch.nn.Module:
-    """A freshly initialised LlamaForCausalLM for the tokenizer `tok` (seed the global RNG first)."""
+def build_model(spec: ModelSpec, tok: "Tokenizer", embedding_std: float | None = None) -> torch.nn.Module:
+    """A freshly initialised LlamaForCausalLM for the tokenizer `tok` (seed the global RNG first); `embedding_std`:
+    the input embedding's entries are then drawn again with that standard deviation (TrainSpec.embedding_std)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
@@ -94,7 +95,22 @@ def build_model(spec: ModelSpec, tok: "Tokenizer") -> torch.nn.Module:
         num_key_value_heads=spec.num_key_value_heads, max_position_embeddings=spec.max_position_embeddings,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False)
-    return LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)
+    if embedding_std is not None:  # drawn after the default initialisation, so the other weights stay its own
+        with torch.no_grad():
+            model.get_input_embeddings().weight.normal_(0.0, embedding_std)
+    return model
+
+
+def adamw(model: torch.nn.Module, spec: TrainSpec) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices (the input embedding too unless spec.embedding_decay is off), none on
+    the norms' gains; the parameters keep the model's order in both groups (a checkpoint's moments follow it)."""
+    embedding = model.get_input_embeddings().weight
+    decayed = [p.ndim >= 2 and (spec.embedding_decay or p is not embedding) for p in model.parameters()]
+    return torch.optim.AdamW([{"params": [p for p, d in zip(model.parameters(), decayed) if d],
+                               "weight_decay": spec.weight_decay},
+                              {"params": [p for p, d in zip(model.parameters(), decayed) if not d],
+                               "weight_decay": 0.0}], lr=spec.lr, betas=spec.betas)
 
 
 def learning_rate(step: int, spec: TrainSpec) -> float:
@@ -151,14 +167,11 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     if init is None:
         corpus = CORPORA[ts.tokenizer_corpus](world, spec.mixture, ts.seed + 1, ts.tokenizer_documents)
         tok = wrap(train_tokenizer(corpus, ts.vocab_size))
-        model, origin = build_model(spec.model, tok).train(), None
+        model, origin = build_model(spec.model, tok, ts.embedding_std).train(), None
     else:
         model, tok, origin = from_weights(Path(init), spec.model)
     model.to(dev)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    rest = [p for n, p in model.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": ts.weight_decay},
-                                   {"params": rest, "weight_decay": 0.0}], lr=ts.lr, betas=ts.betas)
+    optimizer = adamw(model, ts)
     # a continued run's checkpoint also names the weights it started from (absent key: a fresh model)
     recipe = json.loads(json.dumps(as_dict(spec))) | ({"init": origin["weights_sha256"]} if origin else {})
     identity = (recipe, ckpt.digest(tok.backend_tokenizer.to_str()), torch.get_num_threads(), dev.type)
