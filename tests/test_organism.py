@@ -355,6 +355,19 @@ def test_tokens_counts_each_side_of_the_parallel_sets(capsys, tmp_path):
         assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, ignored", [(["dissect", "--jobs", "J", "--out", "D"], "--out D"),
+                                           (["targets", "--set", "train.steps=3"], "--set train.steps=3"),
+                                           (["figure", "--jobs", "J", "--set", "world.names=3"], "--set world.names=3")])
+def test_commands_refuse_options_they_would_ignore(capsys, argv, ignored):
+    from tn.organism.__main__ import main
+
+    # dissect writes nothing and only data and train read a recipe: an option taken and ignored would hide a mistake
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert f"unrecognized arguments: {ignored}" in capsys.readouterr().err
+
+
 def test_english_first_documents_are_english_only_then_the_mixture_resumes():
     import re
 

@@ -115,7 +115,8 @@ def cmd_figure(args: argparse.Namespace) -> None:
 
 
 def cmd_dissect(args: argparse.Namespace) -> None:
-    """Zero parts of each Type-1 set of a targets run (its layer-0 part, the rest of layer 0, ...); print a table."""
+    """Zero parts of each Type-1 set of a targets run (its layer-0 part, the rest of layer 0, ...); print a table,
+    then how the score ranks English and where the set sits by layer."""
     import torch
 
     from tn.organism.dissect import dissect, table
@@ -160,17 +161,30 @@ def cmd_tokens(args: argparse.Namespace) -> None:
         print(f"| {lang} | {pairs} | {en:.2f} | {l2:.2f} | {l2 / en:.2f} |")
 
 
+_OUT_HELP = {
+    "data": "where the sets go (default: the package's own, tn/organism/data)",
+    "train": "where the weights go (default: the package's own, tn/organism/weights)",
+    "targets": "where the jobs, their cache and targets.json go (default: a new temporary directory)",
+    "figure": "the PNG to write (default: docs/organism_layers.png)",
+}
+
+
 def main(argv: list[str]) -> None:
     """Parse the sub-command and run it."""
     parser = argparse.ArgumentParser(prog="python -m tn.organism", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in (("data", cmd_data), ("train", cmd_train), ("targets", cmd_targets), ("figure", cmd_figure),
-                       ("dissect", cmd_dissect)):
+    # what each command takes: only data and train read a recipe, and dissect writes nothing (an option a command
+    # would ignore is refused by argparse instead)
+    for name, func, writes, recipe in (("data", cmd_data, True, True), ("train", cmd_train, True, True),
+                                       ("targets", cmd_targets, True, False), ("figure", cmd_figure, True, False),
+                                       ("dissect", cmd_dissect, False, False)):
         p = sub.add_parser(name, help=func.__doc__)
         p.set_defaults(func=func)
-        p.add_argument("--out", help="output directory (default: the package's own)")
-        p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                       help="change the recipe, e.g. --set train.steps=500 (repeatable)")
+        if writes:
+            p.add_argument("--out", help=_OUT_HELP[name])
+        if recipe:
+            p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                           help="change the recipe, e.g. --set train.steps=500 (repeatable)")
     targets_parser = sub.choices["targets"]
     tokens_parser = sub.add_parser("tokens", help=cmd_tokens.__doc__)  # reads only: no --out, no --set
     tokens_parser.set_defaults(func=cmd_tokens)
