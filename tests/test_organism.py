@@ -355,9 +355,10 @@ def test_tokens_counts_each_side_of_the_parallel_sets(capsys, tmp_path):
         assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, ignored", [(["dissect", "--jobs", "J", "--out", "D"], "--out D"),
-                                           (["targets", "--set", "train.steps=3"], "--set train.steps=3"),
-                                           (["figure", "--jobs", "J", "--set", "world.names=3"], "--set world.names=3")])
+@pytest.mark.parametrize("argv, ignored", [
+    (["dissect", "--jobs", "J", "--out", "D"], "--out D"),
+    (["targets", "--set", "train.steps=3"], "--set train.steps=3"),
+    (["figure", "--jobs", "J", "--set", "world.names=3"], "--set world.names=3")])
 def test_commands_refuse_options_they_would_ignore(capsys, argv, ignored):
     from tn.organism.__main__ import main
 
@@ -458,6 +459,9 @@ def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
         assert [names[id(p)] for p in decayed] == [n for n in order if n in {names[id(p)] for p in decayed}]
     assert with_overrides(OrganismSpec(), ["train.embedding_std=0.5"]).train.embedding_std == 0.5
     assert with_overrides(OrganismSpec(), ["train.embedding_std=none"]).train.embedding_std is None
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(ValueError, match=f"train.embedding_std={float(bad)}: expected a standard deviation > 0"):
+            with_overrides(OrganismSpec(), [f"train.embedding_std={bad}"])
 
 
 # a recipe that trains in seconds, with MLP dropout so that the RNG state matters on resume

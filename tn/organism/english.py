@@ -33,7 +33,7 @@ class LayerScale:
     """One candidate layer of the L2's Type-1 score: how long the residual is and how many neurons the set takes.
 
     The score is a change of cosine, so one neuron's score scales as |a v| / |r|: a layer whose pre-MLP residual
-    r is short has large scores, and the top k fill up with its neurons before any other layer's."""
+    r is short has large scores, and the top k take its neurons before most of the other layers'."""
 
     layer: int
     residual: float  # mean |r_l| at the last token of the L2's detection sentences

@@ -76,6 +76,9 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
+        if self.embedding_std is not None and not self.embedding_std > 0:  # not > 0: NaN too
+            raise ValueError(f"train.embedding_std={self.embedding_std}: expected a standard deviation > 0, or none "
+                             "(Llama's 0.02)")
 
     def check(self) -> None:
         """Constraints between fields: checked once every override is in, since `--set` applies them one at a
