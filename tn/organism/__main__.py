@@ -10,7 +10,8 @@
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
     python -m tn.organism tokens               # tokens per sentence, English against each L2 (--model DIR)
-Options: --out DIR (write elsewhere), --set section.field=value (change the recipe, e.g. train.steps=500);
+Options: data, train, targets, figure: --out DIR (write elsewhere); data, train: --set section.field=value (change
+the recipe, e.g. train.steps=500);
 targets, tokens: --model DIR --data DIR (another organism), --langs ja,ko; targets: --top-k K; dissect: --langs
 (default it,ja).
 """
@@ -173,16 +174,15 @@ def main(argv: list[str]) -> None:
     """Parse the sub-command and run it."""
     parser = argparse.ArgumentParser(prog="python -m tn.organism", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    # what each command takes: only data and train read a recipe, and dissect writes nothing (an option a command
-    # would ignore is refused by argparse instead)
-    for name, func, writes, recipe in (("data", cmd_data, True, True), ("train", cmd_train, True, True),
-                                       ("targets", cmd_targets, True, False), ("figure", cmd_figure, True, False),
-                                       ("dissect", cmd_dissect, False, False)):
+    # what each command takes: the commands of _OUT_HELP write, only data and train read a recipe (an option a
+    # command would ignore is refused by argparse instead)
+    for name, func in (("data", cmd_data), ("train", cmd_train), ("targets", cmd_targets), ("figure", cmd_figure),
+                       ("dissect", cmd_dissect)):
         p = sub.add_parser(name, help=func.__doc__)
         p.set_defaults(func=func)
-        if writes:
+        if name in _OUT_HELP:
             p.add_argument("--out", help=_OUT_HELP[name])
-        if recipe:
+        if name in ("data", "train"):
             p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                            help="change the recipe, e.g. --set train.steps=500 (repeatable)")
     targets_parser = sub.choices["targets"]
