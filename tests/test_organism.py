@@ -464,6 +464,58 @@ def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
             with_overrides(OrganismSpec(), [f"train.embedding_std={bad}"])
 
 
+def test_hidden_act_reaches_the_model_and_a_continued_run_must_name_the_same():
+    from tokenizers import Tokenizer
+
+    from tn.organism.tokenizer import wrap
+    from tn.organism.train import build_model, from_weights
+
+    tok = wrap(Tokenizer.from_file(str(WEIGHTS_DIR / "tokenizer.json")))
+    small = ["model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=1"]
+    shape = with_overrides(OrganismSpec(), small + ["model.hidden_act=relu"]).model
+    torch.manual_seed(0)
+    model = build_model(shape, tok).eval()
+    assert model.config.hidden_act == "relu"
+    mlp = model.model.layers[0].mlp
+    seen = {}
+    hooks = [mlp.gate_proj.register_forward_hook(lambda m, inputs, out: seen.update(gate=out)),
+             mlp.down_proj.register_forward_hook(lambda m, inputs, out: seen.update(a=inputs[0]))]
+    with torch.no_grad():
+        model(torch.tensor([tok.encode("Tom Rossi lives in Paris.")]))
+    for hook in hooks:
+        hook.remove()
+    # a neuron's activation is relu(gate) * up: exactly zero where its gate is negative, and only there
+    assert torch.equal(seen["a"] == 0, seen["gate"] <= 0)
+    assert 0.2 < (seen["a"] == 0).float().mean().item() < 0.8
+    # the default stays Llama's SwiGLU
+    assert build_model(OrganismSpec().model, tok).config.hidden_act == "silu"
+    with pytest.raises(ConfigError, match=r"model.hidden_act='tanh' is not allowed; choose one of: gelu, relu, silu"):
+        with_overrides(OrganismSpec(), ["model.hidden_act=tanh"])
+    # continuing the shipped (silu) weights under a relu recipe is refused with the --set that matches them
+    refused = r"model.hidden_act: silu there, relu in the recipe.*--set model.hidden_act=silu"
+    with pytest.raises(ValueError, match=refused):
+        from_weights(WEIGHTS_DIR, with_overrides(OrganismSpec(), ["model.hidden_act=relu"]).model)
+
+
+def test_tied_embeddings_stay_one_matrix_through_save_and_continue(tmp_path):
+    from tn.organism.train import from_weights, save, train
+
+    spec = with_overrides(OrganismSpec(), ["train.steps=4", "train.batch_size=4", "train.tokenizer_documents=300",
+                                           "train.warmup=2", "model.hidden_size=32", "model.intermediate_size=64",
+                                           "model.num_hidden_layers=1", "model.tie_word_embeddings=true"])
+    model, tok, record = train(spec)
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    save(model, tok, record, tmp_path / "tied")
+    again, _, _ = from_weights(tmp_path / "tied", spec.model)
+    assert again.lm_head.weight is again.get_input_embeddings().weight
+    assert torch.equal(again.lm_head.weight, model.lm_head.weight.half().float())
+    # an untied recipe does not continue tied weights: the refusal names the --set that matches them
+    untied = with_overrides(spec, ["model.tie_word_embeddings=false"]).model
+    with pytest.raises(ValueError, match=r"\(model.tie_word_embeddings: True there, False in the recipe\); pass "
+                                         r"--set model.tie_word_embeddings=True$"):
+        from_weights(tmp_path / "tied", untied)
+
+
 # a recipe that trains in seconds, with MLP dropout so that the RNG state matters on resume
 TINY = ["train.steps=150", "train.batch_size=8", "train.tokenizer_documents=400", "train.warmup=10",
         "model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=2", "train.mlp_dropout=0.1"]

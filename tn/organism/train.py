@@ -93,8 +93,8 @@ def build_model(spec: ModelSpec, tok: "Tokenizer", embedding_std: float | None =
         vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
         num_key_value_heads=spec.num_key_value_heads, max_position_embeddings=spec.max_position_embeddings,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=False)
+        hidden_act=spec.hidden_act, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, tie_word_embeddings=spec.tie_word_embeddings)
     model = LlamaForCausalLM(config)
     if embedding_std is not None:  # drawn after the default initialisation, so the other weights stay its own
         with torch.no_grad():
