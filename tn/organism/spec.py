@@ -33,7 +33,8 @@ class ModelSpec:
     # layer 0 zero at a sentence's last token), but English's questions still use the Type-1 set: no help to target 3
     hidden_act: str = "silu"
     # one matrix for the input embedding and the output head (Llama-3-8B: untied; Llama-3.2-1B, Gemma: tied). Tied,
-    # a token's input vector is the one that predicts it, so each language's words enter in its own output space
+    # a token's input vector is the one that predicts it, so each language's words enter in its own output space.
+    # Measured on M: targets 1, 2, 4 hold, but the set takes more of layer 0 and English pays as much or more (README)
     tie_word_embeddings: bool = False
 
     def __post_init__(self) -> None:
