@@ -427,13 +427,19 @@ def test_training_is_reproducible_bit_for_bit(tmp_path):
     assert digests[0] == digests[1]
 
 
-def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
+def _shipped_tokenizer():
+    """The shipped organism's tokenizer, wrapped as training wraps it (for models built without training)."""
     from tokenizers import Tokenizer
 
     from tn.organism.tokenizer import wrap
+
+    return wrap(Tokenizer.from_file(str(WEIGHTS_DIR / "tokenizer.json")))
+
+
+def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
     from tn.organism.train import adamw, build_model
 
-    tok = wrap(Tokenizer.from_file(str(WEIGHTS_DIR / "tokenizer.json")))
+    tok = _shipped_tokenizer()
     shape = with_overrides(OrganismSpec(), ["model.hidden_size=32", "model.intermediate_size=64",
                                             "model.num_hidden_layers=2"]).model
     models = {}
@@ -465,12 +471,9 @@ def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
 
 
 def test_hidden_act_reaches_the_model_and_a_continued_run_must_name_the_same():
-    from tokenizers import Tokenizer
-
-    from tn.organism.tokenizer import wrap
     from tn.organism.train import build_model, from_weights
 
-    tok = wrap(Tokenizer.from_file(str(WEIGHTS_DIR / "tokenizer.json")))
+    tok = _shipped_tokenizer()
     small = ["model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=1"]
     shape = with_overrides(OrganismSpec(), small + ["model.hidden_act=relu"]).model
     torch.manual_seed(0)
@@ -780,7 +783,7 @@ def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_set
     assert l2_only.mknn_mean > nothing.mknn_mean - 0.05
 
 
-def test_the_type1_score_ranks_the_same_neurons_for_english(targets_dir):
+def test_the_type1_score_ranks_the_same_neurons_for_english(measured, targets_dir):
     from tn.organism.english import score_overlap
     from tn.organism.targets import JobQA
 

@@ -82,19 +82,22 @@ def score_overlap(job_dir: Path, qa: JobQA) -> ScoreOverlap:
 
 def residual_norms(model, tokenizer, adapter, texts: list[str], layers: list[int], batch_size: int,
                    padding_side: str, world, device: torch.device) -> np.ndarray:
-    """(len(layers),) mean |r_l| of the pre-MLP residual at the last real token of `texts` (the r of the score)."""
+    """(len(layers),) mean |r_l| of the pre-MLP residual at the last real token of `texts` (the r of the score).
+    Each rank reads its share of `texts` (rank_order), so the sums are added over ranks, as mean_scores does."""
+    from tn.infra.dist import all_reduce_sum
     from tn.models.forward import forward, iter_batches, rank_order
     from tn.models.taps import LastTokenTaps
 
-    sums = dict.fromkeys(layers, 0.0)
+    sums = torch.zeros(len(layers), dtype=torch.float64)
+    row = {l: j for j, l in enumerate(layers)}
 
     def add(read) -> None:
-        sums[read.layer] += read.residual().double().norm(dim=1).sum().item()
+        sums[row[read.layer]] += read.residual().double().norm(dim=1).sum().item()
 
     with torch.inference_mode(), LastTokenTaps(adapter, layers, add, mlp=True).attached() as taps:
         for batch in iter_batches(tokenizer, texts, batch_size, padding_side, rank_order(tokenizer, texts, world)):
             taps.run(lambda: forward(model, batch, device), batch.last_index)
-    return np.array([sums[l] / len(texts) for l in layers])
+    return (all_reduce_sum(sums.to(device), world) / len(texts)).cpu().numpy()
 
 
 def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:

@@ -64,7 +64,8 @@ class TrainSpec:
     # score (507-534 of 1024). At 1.0 with embedding_decay off (the embedding keeps its scale) they take 310-390 and
     # English keeps its QA, but the set no longer breaks the alignment (README, "Why the set is half of layer 0")
     embedding_std: float | None = None
-    # whether weight decay applies to the input embedding (the output head is decayed either way)
+    # whether weight decay applies to the input embedding (the output head is decayed either way, unless
+    # model.tie_word_embeddings makes it the same matrix: then it follows this flag)
     embedding_decay: bool = True
     # probability of zeroing each MLP neuron during training (0: off)
     mlp_dropout: float = 0.0
