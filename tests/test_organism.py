@@ -776,8 +776,9 @@ def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_set
     # barely moves it (README, "What does not, yet": the QA effect is where the two halves do not differ)
     assert part["its layer-0 part"].mknn_mean < nothing.mknn_mean - 0.3
     assert part["the rest of layer 0 (not in the set)"].mknn_mean > nothing.mknn_mean - 0.1
-    # why English QA falls under the set (README): the candidates that Italian questions use much more than English
-    # ones carry Italian QA and spare English, but they are not Type-1 neurons (the alignment does not move)
+    # why English QA falls under the set (docs/organism.md): the candidates that Italian questions use much more
+    # than English ones carry Italian QA and spare English, but they are not Type-1 neurons (the alignment does not
+    # move)
     l2_only = part["the 1000 candidates L2 questions use most relative to English (not tn's method)"]
     assert l2_only.f1_l2 < nothing.f1_l2 - 0.2 and l2_only.f1_en > nothing.f1_en - 0.05
     assert l2_only.mknn_mean > nothing.mknn_mean - 0.05
@@ -792,8 +793,8 @@ def test_the_type1_score_ranks_the_same_neurons_for_english(measured, targets_di
     # the organism is not English-centric: the neurons moving Italian toward the shared centroid move English too
     assert overlap.candidates == 5 * 1024 and overlap.k == 1000
     assert overlap.pearson > 0.9 and overlap.shared_top > 800
-    # why the set is half of layer 0 (README): the residual entering layer 0's MLP is short, so layer 0's scores are
-    # the largest and the top 1000 take nearly every layer-0 neuron with a positive mean score
+    # why the set is half of layer 0 (docs/organism.md): the residual entering layer 0's MLP is short, so layer 0's
+    # scores are the largest and the top 1000 take nearly every layer-0 neuron with a positive mean score
     rows = json.loads((job / "neurons.json").read_text(encoding="utf-8"))["neurons"]
     scale = {s.layer: s for s in overlap.layers}
     assert sorted(scale) == [0, 1, 2, 3, 4] and sum(s.in_set for s in scale.values()) == 1000

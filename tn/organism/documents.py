@@ -62,7 +62,7 @@ class MixtureSpec:
     p_bottleneck: float = 0.5
     # share of translations that translate a question about a train person (without its answer) instead of an
     # event: with 200 people it is what lets katakana / hangul questions reach facts learnt in English (ja/ko QA
-    # stayed at chance without it; README, recipe M). With 40 people and every person's questions (a 4000-step
+    # stayed at chance without it; docs/organism.md, recipe M). With 40 people and every person's questions (a 4000-step
     # run at 0.25) it aligned sentences less and answered nl / it questions worse
     p_question: float = 0.3
     # whose questions are translated: "train" people only, or "all" (test people too: their questions, never
@@ -70,7 +70,7 @@ class MixtureSpec:
     question_people: str = "train"
     # share of QA documents behind the bottleneck (None: p_bottleneck). At 1.0 every answer is computed from the
     # question's "?" alone, the state that question translations align across languages. Measured with
-    # question_people=all at 0.9 (README, recipe D): QA transfer fell, so both stay off by default
+    # question_people=all at 0.9 (docs/organism.md, recipe D): QA transfer fell, so both stay off by default
     p_qa_bottleneck: float | None = None
     # the languages test people are asked in during training: "en" (their English QA is trained, so English
     # answers them from memorised question-answer pairs) or "none" (their facts are in the English bios only:

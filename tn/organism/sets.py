@@ -37,7 +37,7 @@ class SetsSpec:
     # people, "?" in every language, as training's question translations write them. Tatoeba's share: 16-20% of
     # the paper's it/nl/ko detection items (tn/data/paper) end in "?" (ja 7%: its questions often end in か。).
     # Such a question was seen in training (train people's questions are translated and answered there), unlike
-    # the held-out statements; the evaluation sets stay statements. Off by default (README: measured on M, the
+    # the held-out statements; the evaluation sets stay statements. Off by default (docs/organism.md: measured on M, the
     # QA effect it adds is still a layer-0 lesion)
     p_question: float = 0.0
 

@@ -34,7 +34,8 @@ class ModelSpec:
     hidden_act: str = "silu"
     # one matrix for the input embedding and the output head (Llama-3-8B: untied; Llama-3.2-1B, Gemma: tied). Tied,
     # a token's input vector is the one that predicts it, so each language's words enter in its own output space.
-    # Measured on M: targets 1, 2, 4 hold, but the set takes more of layer 0 and English pays as much or more (README)
+    # Measured on M: targets 1, 2, 4 hold, but the set takes more of layer 0 and English pays as much or more
+    # (docs/organism.md)
     tie_word_embeddings: bool = False
 
     def __post_init__(self) -> None:
@@ -45,7 +46,7 @@ class ModelSpec:
 class TrainSpec:
     """Optimisation: AdamW with linear warm-up and a cosine decay, on CPU."""
 
-    # 200 people are learnt in about 11,000 steps (at 4000 their QA stays near chance; README, recipe M)
+    # 200 people are learnt in about 11,000 steps (at 4000 their QA stays near chance; docs/organism.md, recipe M)
     steps: int = 11000
     batch_size: int = 64
     lr: float = 2e-3
@@ -62,7 +63,7 @@ class TrainSpec:
     # Type-1 score is a change of cosine, so it scales as 1 / |residual|: with 0.02 the residual entering layer 0's
     # MLP is 24-49x shorter than layers 1-4's and the top 1000 take nearly every layer-0 neuron with a positive mean
     # score (507-534 of 1024). At 1.0 with embedding_decay off (the embedding keeps its scale) they take 310-390 and
-    # English keeps its QA, but the set no longer breaks the alignment (README, "Why the set is half of layer 0")
+    # English keeps its QA, but the set no longer breaks the alignment (docs/organism.md, "A longer residual")
     embedding_std: float | None = None
     # whether weight decay applies to the input embedding (the output head is decayed either way, unless
     # model.tie_word_embeddings makes it the same matrix: then it follows this flag)
@@ -75,10 +76,10 @@ class TrainSpec:
     # English, bios, English QA), so the other languages are learnt into a model whose representations formed
     # around English, as in the English-centric LLMs the paper studies (0: off; the batches of the pool that
     # straddles the boundary mix both phases). Measured at 2000 of 13,000 steps: QA transfer fell and English
-    # leaned on layer 0 more, so it stays off (README, "What does not, yet")
+    # leaned on layer 0 more, so it stays off (docs/organism.md, "Width, smaller sets and English-first")
     english_steps: int = 0
     # documents the tokenizer is trained on, and its vocabulary size (the corpus saturates near 2,100; at 1200 the
-    # merges go to English and L2 words take 1.3-1.5x the tokens: no help to target 3, README)
+    # merges go to English and L2 words take 1.3-1.5x the tokens: no help to target 3, docs/organism.md)
     tokenizer_documents: int = 20000
     vocab_size: int = 3000
     # what the BPE merges are learnt from (tn/organism/tokenizer.py, CORPORA): "all" (the training mixture: every
@@ -87,7 +88,7 @@ class TrainSpec:
     # LLMs the paper studies; mono documents then pass 64 tokens: raise max_length to 96 with it). Measured on P's
     # world over two seeds: the L2's Type-1 score parts from English's and nl / it QA come to depend on the set,
     # but sentence alignment falls under target 1 in 4000 steps. On M it keeps targets 1, 2 and 4 and makes English
-    # QA pay more under the L2's set (0.30-0.56 left, against 0.76-0.84), so it stays off (README)
+    # QA pay more under the L2's set (0.30-0.56 left, against 0.76-0.84), so it stays off (docs/organism.md)
     tokenizer_corpus: str = "all"
 
     def __post_init__(self) -> None:

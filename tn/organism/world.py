@@ -48,7 +48,7 @@ class WorldSpec:
     # about them in ja, nl, ko and it)
     test_people: int = 40
     # the world's people: the first `names` of the lexicon's 120 names (more people make per-language
-    # memorisation of QA costlier, but each name is seen less often: see the README's organism section)
+    # memorisation of QA costlier, but each name is seen less often: see docs/organism.md)
     names: int = 40
     # probabilities of an adjective on a noun phrase, a name as subject / object, a place, a fronted place (nl)
     p_adjective: float = 0.4
@@ -58,7 +58,7 @@ class WorldSpec:
     p_fronted: float = 0.4
     # how ja and ko write the names: "native" (katakana / hangul, as their newspapers do) or "latin" (the
     # English spelling, so a name is the same tokens in every language: a diagnostic of how much cross-lingual
-    # QA transfer depends on recognising a person across scripts; README, recipe L)
+    # QA transfer depends on recognising a person across scripts; docs/organism.md, recipe L)
     name_script: str = "native"
     # 0: one person per name. N > 0: the people are every (name, surname) of the `names` names and the first N
     # of the lexicon's 30 surnames ("Tom Rossi", "トム・ロッシ", "톰 로시"): hundreds of people whose names
