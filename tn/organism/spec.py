@@ -63,7 +63,8 @@ class TrainSpec:
     # Type-1 score is a change of cosine, so it scales as 1 / |residual|: with 0.02 the residual entering layer 0's
     # MLP is 24-49x shorter than layers 1-4's and the top 1000 take nearly every layer-0 neuron with a positive mean
     # score (507-534 of 1024). At 1.0 with embedding_decay off (the embedding keeps its scale) they take 310-390 and
-    # English keeps its QA, but the set no longer breaks the alignment (docs/organism.md, "A longer residual")
+    # English keeps its QA, but the set no longer breaks the alignment; with weight_decay 1.0 from the start the set
+    # breaks L2 and English QA alike, still not the alignment (docs/organism.md, "A longer residual")
     embedding_std: float | None = None
     # whether weight decay applies to the input embedding (the output head is decayed either way, unless
     # model.tie_word_embeddings makes it the same matrix: then it follows this flag)
