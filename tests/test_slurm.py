@@ -105,6 +105,9 @@ def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tm
         # SLURM holds a requeued batch job for two minutes before it is eligible again; a test need not wait
         _wait_for(lambda: _job_field(job_id, "Restarts") == "1" and _job_field(job_id, "JobState") == "PENDING", 120,
                   "the job to be requeued")
+        # slurmd compares credentials with its revocation of the killed attempt to the second: an attempt started in
+        # the same second is killed as "Job credential revoked" (seen on a loaded CI machine), so wait past it
+        time.sleep(3)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=60)
         out, _ = driver.communicate(timeout=900)
     finally:
