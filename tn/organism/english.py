@@ -88,16 +88,16 @@ def residual_norms(model, tokenizer, adapter, texts: list[str], layers: list[int
     from tn.models.forward import forward, iter_batches, rank_order
     from tn.models.taps import LastTokenTaps
 
-    sums = torch.zeros(len(layers), dtype=torch.float64)
+    sums = torch.zeros(len(layers), dtype=torch.float64, device=device)
     row = {l: j for j, l in enumerate(layers)}
 
-    def add(read) -> None:
-        sums[row[read.layer]] += read.residual().double().norm(dim=1).sum().item()
+    def add(read) -> None:  # stays on the device, as the centroid pass's sums do: no host sync per batch
+        sums[row[read.layer]] += read.residual().double().norm(dim=1).sum().to(device)
 
     with torch.inference_mode(), LastTokenTaps(adapter, layers, add, mlp=True).attached() as taps:
         for batch in iter_batches(tokenizer, texts, batch_size, padding_side, rank_order(tokenizer, texts, world)):
             taps.run(lambda: forward(model, batch, device), batch.last_index)
-    return (all_reduce_sum(sums.to(device), world) / len(texts)).cpu().numpy()
+    return (all_reduce_sum(sums, world) / len(texts)).cpu().numpy()
 
 
 def usage(qa: JobQA, lang: str, layers: list[int]) -> dict[int, np.ndarray]:
