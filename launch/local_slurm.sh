@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sudo bash launch/local_slurm.sh [start|stop|status]
 # A one-node SLURM cluster on this machine (Debian's slurm-wlm + munge, run as root), for tests and demos.
+# start is a clean start: it ends the jobs of the cluster's last run and forgets its queue (see start()).
 # Install first: apt-get install -y slurm-wlm munge
 set -euo pipefail
 action="${1:-start}"
@@ -11,6 +12,8 @@ host="$(hostname -s)"
 stop() {
   pkill -x slurmd 2>/dev/null || true
   pkill -x slurmctld 2>/dev/null || true
+  # the jobs' step daemons outlive slurmd; end them (and so their job processes) with the cluster
+  pkill -x slurmstepd 2>/dev/null || true
 }
 
 start() {
@@ -50,8 +53,11 @@ CONF
   chmod 400 /etc/munge/munge.key
   pgrep -x munged >/dev/null || runuser -u munge -- munged 2>/dev/null || munged --force
   stop
-  slurmctld
-  slurmd
+  # A clean start: -c drops the saved job state. Without it slurmctld recovers the jobs of its last run as still
+  # running (their processes are gone), and such a ghost holding the node's CPUs kept a new sweep pending until
+  # its time limit (seen when a second test run restarted the cluster under a first one's job).
+  slurmctld -c
+  slurmd -c
   for _ in $(seq 1 30); do
     if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       echo "local SLURM cluster up: $(sinfo -h -o '%P %D %c %T')"

@@ -129,8 +129,8 @@ def test_preempted_job_is_requeued_and_resumes_from_its_cached_identification(tm
 def test_packed_sweep_runs_in_one_slurm_job_and_loads_the_model_once(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_process(["sbatch", "--wait", "--mem=4G", "--cpus-per-task=1", f"--output={tmp_path}/pack-%j.out",
-                        str(REPO / "launch" / "pack.sbatch"), "-m", "model=random", "neuron_type=type1,type2", "top_k=10,100",
-                        "task=mknn", "baseline.seeds=[0]", "logger=none", f"hydra.sweep.dir={sweep}",
+                        str(REPO / "launch" / "pack.sbatch"), "-m", "model=random", "neuron_type=type1,type2",
+                        "top_k=10,100", "task=mknn", "baseline.seeds=[0]", "logger=none", f"hydra.sweep.dir={sweep}",
                         f"cache_dir={tmp_path / 'cache'}"], cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr + "".join(p.read_text() for p in tmp_path.glob("pack-*"))
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -140,3 +140,25 @@ def test_packed_sweep_runs_in_one_slurm_job_and_loads_the_model_once(tmp_path):
     logs = "".join((j / "run.log").read_text() for j in jobs)
     assert logs.count("loaded by the previous job of this process") == 3
     assert "(with type2 in the same pass)" in logs and logs.count("identify: reusing cached") == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="restarting the local cluster needs root (CI runs as root)")
+def test_restarting_the_local_cluster_drops_the_jobs_of_its_last_run():
+    # A job left from an earlier run of the cluster, holding every CPU of the node: recovered as running, it
+    # kept a later sweep pending until its time limit (a CI hang); the script's start must clear it.
+    marker = "sleep 8731"
+    out = subprocess.run(["sbatch", "--parsable", "--exclusive", "--mem=100M", "--wrap", marker],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    job_id = out.split(";")[0]
+    try:
+        _wait_for(lambda: _job_field(job_id, "JobState") == "RUNNING", 120, "the job to start")
+        start = run_process(["bash", str(REPO / "launch" / "local_slurm.sh"), "start"], timeout=300)
+        assert start.returncode == 0, start.stdout + start.stderr
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
+        assert queue.returncode == 0 and queue.stdout.strip() == "", queue.stdout + queue.stderr
+        assert subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                              timeout=60).stdout.strip() == "idle"
+        assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1  # its process ended too
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True, timeout=60)
+        subprocess.run(["pkill", "-f", marker], capture_output=True)
