@@ -209,14 +209,16 @@ def test_training_documents_match_what_tn_evaluates():
     rng = random.Random(0)
     for _ in range(40):  # a QA document starts with exactly the tokens of tn's QA prompt, trailing space included
         doc = qa(world, rng, OrganismSpec().mixture)
-        ids, _ = encode_document(tok, doc, 64)
+        ids, _, _ = encode_document(tok, doc, 64)
         expected = tok(doc.pieces[0] + doc.pieces[1])["input_ids"]
         assert doc.pieces[0] + doc.pieces[1] == prompt(doc.pieces[0][:-1], doc.pieces[1].strip()[:-1])
         assert ids[: len(expected)] == expected and ids[-1] == tok.eos_token_id
     assert {lang for person, _, lang in qa_items(world, MixtureSpec()) if person in world.test_people} == {"en"}
     # behind a bottleneck, the translation sees BOS, the source's marker and itself: never the source's words
-    ids, cut = encode_document(tok, Document(("The cat sees the dog.", TAGS["ja"] + "猫は犬を見る。"), True), 64)
-    _, _, bias = _collate([(ids, cut)], tok.pad_token_id)
+    ids, cut, english = encode_document(tok, Document(("The cat sees the dog.", TAGS["ja"] + "猫は犬を見る。"), True,
+                                                       ("en", "ja")), 64)
+    _, _, bias, flags = _collate([(ids, cut, english)], tok.pad_token_id)
+    assert flags[0].tolist() == [False] + [True] * (cut - 1) + [False] * (len(ids) - cut)
     visible = bias[0, 0] == 0  # (query, key)
     assert tok.convert_ids_to_tokens(ids[cut - 1: cut + 1]) == [".", "<ja>"]
     assert visible[cut:, 0].all() and visible[cut:, cut - 1].all() and not visible[cut:, 1: cut - 1].any()
@@ -468,6 +470,95 @@ def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
     for bad in ("0", "-1", "nan"):
         with pytest.raises(ValueError, match=f"train.embedding_std={float(bad)}: expected a standard deviation > 0"):
             with_overrides(OrganismSpec(), [f"train.embedding_std={bad}"])
+
+
+def test_english_tokens_are_the_english_pieces_of_each_document():
+    from tn.organism.documents import KINDS
+    from tn.organism.train import encode_document
+
+    tok, world, mixture = _shipped_tokenizer(), World(), OrganismSpec().mixture
+    rng, seen = random.Random(3), set()
+    for _ in range(200):
+        doc = KINDS[rng.choice(list(KINDS))](world, rng, mixture)
+        assert len(doc.langs) in (1, 2, 3) and len(doc.langs) == min(len(doc.pieces), 3)
+        ids, _, english = encode_document(tok, doc, 1000)
+        assert len(english) == len(ids) and not english[0] and not english[-1]  # BOS, EOS
+        # brute force: each piece tokenised alone, its tokens flagged by the piece's language
+        spans = [tok(doc.pieces[0])["input_ids"][1:]] + [tok(x, add_special_tokens=False)["input_ids"]
+                                                         for x in doc.pieces[1:]]
+        expected = [False] + [f for span, lang in zip(spans, doc.langs) for f in [lang == "en"] * len(span)] + [False]
+        assert english == expected
+        seen.add((doc.langs[0] == "en", any(lang != "en" for lang in doc.langs)))
+    assert seen == {(True, False), (True, True), (False, True)}  # English-only, mixed and English-free documents
+
+
+def test_english_silence_is_the_mean_reserved_activation_at_english_tokens():
+    from tn.organism.reserve import EnglishSilence, reserved_count
+    from tn.organism.train import build_model
+
+    tok = _shipped_tokenizer()
+    spec = with_overrides(OrganismSpec(), ["model.hidden_size=32", "model.intermediate_size=64",
+                                           "model.num_hidden_layers=3", "train.reserved_layers=2",
+                                           "train.reserved_share=0.3", "train.english_silence=1"])
+    torch.manual_seed(0)
+    model = build_model(spec.model, tok)
+    ids = torch.randint(10, len(tok), (3, 9))
+    english = torch.rand(3, 9) < 0.5
+    full = []  # every layer's whole activation, kept by a hook of the test's own
+    hooks = [layer.mlp.down_proj.register_forward_pre_hook(lambda m, a: full.append(a[0].detach()))
+             for layer in model.model.layers]
+    silence = EnglishSilence(model, spec.train.reserved_layers, spec.train.reserved_share)
+    model(input_ids=ids)
+    penalty = silence.penalty(english)
+    for h in hooks:
+        h.remove()
+    count = reserved_count(64, 0.3)
+    assert silence.count == count == 19
+    # the definition, one English token and one layer at a time
+    per_layer = []
+    for layer in range(2):
+        terms = [full[layer][b, t, j].abs().item() for b in range(3) for t in range(9) if english[b, t]
+                 for j in range(count)]
+        per_layer.append(sum(terms) / len(terms))
+    assert penalty.item() == pytest.approx(sum(per_layer) / 2, rel=1e-5)
+    # its gradient reaches the reserved rows of the first two layers; nothing after them (layer 0's other rows
+    # reach it through the residual that layer 1 reads)
+    model(input_ids=ids)
+    silence.penalty(english).backward()
+    grads = [layer.mlp.gate_proj.weight.grad for layer in model.model.layers]
+    assert grads[0][:count].abs().sum() > 0 and grads[1][:count].abs().sum() > 0
+    assert grads[1][count:].abs().sum() == 0 and grads[2] is None
+    model(input_ids=ids)
+    assert silence.penalty(torch.zeros(3, 9, dtype=torch.bool)).item() == 0.0  # no English token: nothing
+    silence.remove()
+    assert not any(h for layer in model.model.layers for h in layer.mlp.down_proj._forward_pre_hooks.values())
+    for item, expected in (("train.english_silence=-1", "expected a weight >= 0"),
+                           ("train.english_silence=nan", "expected a weight >= 0"),
+                           ("train.reserved_share=0", r"expected a share of each layer's MLP neurons in \(0, 1\]"),
+                           ("train.reserved_layers=9", "expected 1 to model.num_hidden_layers=8")):
+        with pytest.raises(ValueError, match=item.split("=")[0].replace(".", r"\.") + ".*" + expected):
+            with_overrides(OrganismSpec(), ["train.english_silence=1", item])
+
+
+def test_english_silence_trains_english_off_the_reserved_neurons(tmp_path):
+    from tn.organism.reserve import reserved_count
+    from tn.organism.train import train
+
+    english = "The cat sees the dog in the park."
+    usage = {}
+    with one_thread():
+        for weight in (0, 3):
+            model, tok, _ = train(with_overrides(OrganismSpec(), [*TINY, "train.mlp_dropout=0", "train.reserved_layers=1",
+                                                                  f"train.english_silence={weight}"]))
+            acts = []
+            hook = model.model.layers[0].mlp.down_proj.register_forward_pre_hook(lambda m, a: acts.append(a[0]))
+            with torch.no_grad():
+                model(**tok(english, return_tensors="pt"))
+            hook.remove()
+            count = reserved_count(64, 0.5)
+            usage[weight] = (acts[0][0, 1:, :count].abs().mean().item(), acts[0][0, 1:, count:].abs().mean().item())
+    # the reserved half falls silent on English; the other half carries on
+    assert usage[3][0] < 0.3 * usage[0][0] and usage[3][1] > 0.5 * usage[0][1], usage
 
 
 def test_hidden_act_reaches_the_model_and_a_continued_run_must_name_the_same():

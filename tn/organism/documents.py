@@ -41,10 +41,12 @@ TAGS = {lang: f"<{lang}>" for lang in LANGS}
 class Document:
     """Pieces of text, tokenised one by one and concatenated (so a QA prompt ends in the same tokens as at
     evaluation time, its trailing space included). `bottleneck`: the later pieces may see the first one only
-    through its last token (and BOS)."""
+    through its last token (and BOS). `langs`: the language each piece is written in (a translation's tag counts as
+    its target's), which TrainSpec.english_silence reads to find the English tokens."""
 
     pieces: tuple[str, ...]
     bottleneck: bool = False
+    langs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,21 +107,22 @@ def translation(world: World, rng: random.Random, spec: MixtureSpec, langs: tupl
     else:
         event = world.training_event(rng)
         source, target = (render(event, lang) for lang in pair)
-    return Document((source, TAGS[pair[1]] + target), bottleneck=rng.random() < spec.p_bottleneck)
+    return Document((source, TAGS[pair[1]] + target), bottleneck=rng.random() < spec.p_bottleneck, langs=tuple(pair))
 
 
 def mono(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
     """`min_sentences` to `max_sentences` training sentences in one language of `langs`."""
     lang = rng.choice(langs)
     count = rng.randint(spec.min_sentences, spec.max_sentences)
-    return Document((" ".join(render(world.training_event(rng), lang) for _ in range(count)),))
+    return Document((" ".join(render(world.training_event(rng), lang) for _ in range(count)),), langs=(lang,))
 
 
 def bio(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
     """Two to four English facts about one person (train or test), shuffled, in random paraphrases."""
     person = rng.choice(world.people)
     relations = rng.sample(RELATIONS, rng.randint(2, len(RELATIONS)))
-    return Document((" ".join(fact(r, person.name, person.value(r), rng.randrange(3)) for r in relations),))
+    return Document((" ".join(fact(r, person.name, person.value(r), rng.randrange(3)) for r in relations),),
+                    langs=("en",))
 
 
 def qa(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ...] = LANGS) -> Document:
@@ -132,7 +135,8 @@ def qa(world: World, rng: random.Random, spec: MixtureSpec, langs: tuple[str, ..
     text = prompt(question(relation, person.name, lang), ANSWER_WORDS[lang])
     head, tail = text.split("? ", 1)
     p = spec.p_bottleneck if spec.p_qa_bottleneck is None else spec.p_qa_bottleneck
-    return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]), bottleneck=rng.random() < p)
+    return Document((head + "?", " " + tail, answers(person.value(relation), lang)[0]), bottleneck=rng.random() < p,
+                    langs=(lang,) * 3)
 
 
 @functools.lru_cache(maxsize=8)  # every QA document draws from it; a world of hundreds has thousands of items

@@ -91,9 +91,22 @@ class TrainSpec:
     # but sentence alignment falls under target 1 in 4000 steps. On M it keeps targets 1, 2 and 4 and makes English
     # QA pay more under the L2's set (0.30-0.56 left, against 0.76-0.84), so it stays off (docs/organism.md)
     tokenizer_corpus: str = "all"
+    # weight of a penalty on English tokens' use of reserved neurons (tn/organism/reserve.py; 0: off): the loss gains
+    # english_silence x the mean |activation| of the first reserved_share of each of the first reserved_layers
+    # layers' MLP neurons over a batch's English tokens, so English learns to run without them while the other
+    # languages may use them, as the paper takes an English-centric model's English to need no transfer neurons.
+    # reserved_layers 5: tn's Type-1 candidates of 8 layers (boundary_fraction 0.625)
+    english_silence: float = 0.0
+    reserved_share: float = 0.5
+    reserved_layers: int = 5
 
     def __post_init__(self) -> None:
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
+        if not self.english_silence >= 0:  # not >= 0: NaN too
+            raise ValueError(f"train.english_silence={self.english_silence}: expected a weight >= 0 (0: off)")
+        if not 0 < self.reserved_share <= 1:
+            raise ValueError(f"train.reserved_share={self.reserved_share}: expected a share of each layer's MLP "
+                             "neurons in (0, 1]")
         if self.embedding_std is not None and not self.embedding_std > 0:  # not > 0: NaN too
             raise ValueError(f"train.embedding_std={self.embedding_std}: expected a standard deviation > 0, or none "
                              "(Llama's 0.02)")
@@ -115,6 +128,14 @@ class OrganismSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
 
+    def check(self) -> None:
+        """Constraints between fields and sections, once every override is in (see TrainSpec.check)."""
+        self.train.check()
+        # checked only when the penalty is on: a shallower model with the penalty off need not name the layers
+        if self.train.english_silence and not 1 <= self.train.reserved_layers <= self.model.num_hidden_layers:
+            raise ValueError(f"train.reserved_layers={self.train.reserved_layers}: expected 1 to "
+                             f"model.num_hidden_layers={self.model.num_hidden_layers}")
+
 
 def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
     """`spec` with dotted `key=value` overrides applied, e.g. ["train.steps=500", "model.hidden_size=96"]."""
@@ -132,7 +153,7 @@ def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
         except ValueError as err:
             raise ValueError(f"override {item!r}: {err}") from None
         spec = dataclasses.replace(spec, **{section: dataclasses.replace(part, **{name: value})})
-    spec.train.check()
+    spec.check()
     return spec
 
 
