@@ -508,6 +508,9 @@ def test_english_silence_is_the_mean_reserved_activation_at_english_tokens():
     hooks = [layer.mlp.down_proj.register_forward_pre_hook(lambda m, a: full.append(a[0].detach()))
              for layer in model.model.layers]
     silence = EnglishSilence(model, spec.train.reserved_layers, spec.train.reserved_share)
+    with torch.no_grad():  # an evaluation forward in between (an on_step callback's) is not kept
+        model(input_ids=ids[:1, :4])
+    full.clear()
     model(input_ids=ids)
     penalty = silence.penalty(english)
     for h in hooks:

@@ -29,12 +29,13 @@ class EnglishSilence:
         self._hooks = [m.down_proj.register_forward_pre_hook(self._keep) for m in mlps]
 
     def _keep(self, module: torch.nn.Module, args: tuple) -> None:
-        self._acts.append(args[0][..., : self.count])  # (batch, T, count), still in the autograd graph
+        if torch.is_grad_enabled():  # a training forward; an on_step callback's evaluation under no_grad is not one
+            self._acts.append(args[0][..., : self.count])  # (batch, T, count), still in the autograd graph
 
     def penalty(self, english: torch.Tensor) -> torch.Tensor:
         """Mean |activation| of the reserved neurons at the positions where `english` (batch, T) is True, averaged
         over the layers (0 when the batch has no English token); forgets the batch's activations."""
-        acts, self._acts = self._acts, []
+        acts, self._acts = self._acts[-len(self._hooks):], []  # the last forward's, one per reserved layer
         weight = english.to(acts[0].dtype)[..., None]
         tokens = weight.sum().clamp(min=1)  # no English token: every term is 0 (and no host sync to test for it)
         return torch.stack([(a.abs() * weight).sum() for a in acts]).mean() / (tokens * self.count)

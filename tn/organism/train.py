@@ -56,8 +56,7 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 def batches(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec, skip: int = 0) -> Iterator[Batch]:
     """(input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T), English tokens (B, T)), right-padded,
-    after the first
-    `skip` batches (a resumed run's; they are regenerated, not collated).
+    after the first `skip` batches (a resumed run's; they are regenerated, not collated).
 
     A pool of documents is sorted by length and cut into batches, so a batch wastes little on padding; the
     batches of a pool are visited in a seeded random order."""
