@@ -95,7 +95,9 @@ class TrainSpec:
     # english_silence x the mean |activation| of the first reserved_share of each of the first reserved_layers
     # layers' MLP neurons over a batch's English tokens, so English learns to run without them while the other
     # languages may use them, as the paper takes an English-centric model's English to need no transfer neurons.
-    # reserved_layers 5: tn's Type-1 candidates of 8 layers (boundary_fraction 0.625)
+    # reserved_layers 5: tn's Type-1 candidates of 8 layers (boundary_fraction 0.625). Measured on M at 1 with 0.75
+    # reserved: the reserved neurons fall nearly silent for the L2 too, the Type-1 set lies in the neurons left and
+    # English pays more (0.03-0.32 F1 left), so it stays off (docs/organism.md, "Early neurons reserved for the L2")
     english_silence: float = 0.0
     reserved_share: float = 0.5
     reserved_layers: int = 5
