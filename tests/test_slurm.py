@@ -143,11 +143,12 @@ def test_packed_sweep_runs_in_one_slurm_job_and_loads_the_model_once(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="restarting the local cluster needs root (CI runs as root)")
-def test_restarting_the_local_cluster_drops_the_jobs_of_its_last_run():
+def test_restarting_the_local_cluster_drops_the_jobs_of_its_last_run(tmp_path):
     # A job left from an earlier run of the cluster, holding every CPU of the node: recovered as running, it
     # kept a later sweep pending until its time limit (a CI hang); the script's start must clear it.
     marker = "sleep 8731"
-    out = subprocess.run(["sbatch", "--parsable", "--exclusive", "--mem=100M", "--wrap", marker],
+    out = subprocess.run(["sbatch", "--parsable", "--exclusive", "--mem=100M", f"--output={tmp_path}/ghost-%j.out",
+                          "--wrap", marker],
                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     job_id = out.split(";")[0]
     try:
