@@ -215,10 +215,10 @@ def test_training_documents_match_what_tn_evaluates():
         assert ids[: len(expected)] == expected and ids[-1] == tok.eos_token_id
     assert {lang for person, _, lang in qa_items(world, MixtureSpec()) if person in world.test_people} == {"en"}
     # behind a bottleneck, the translation sees BOS, the source's marker and itself: never the source's words
-    ids, cut, english = encode_document(tok, Document(("The cat sees the dog.", TAGS["ja"] + "猫は犬を見る。"), True,
-                                                       ("en", "ja")), 64)
-    _, _, bias, flags = _collate([(ids, cut, english)], tok.pad_token_id)
-    assert flags[0].tolist() == [False] + [True] * (cut - 1) + [False] * (len(ids) - cut)
+    ids, cut, langs = encode_document(tok, Document(("The cat sees the dog.", TAGS["ja"] + "猫は犬を見る。"), True,
+                                                     ("en", "ja")), 64)
+    _, _, bias, codes = _collate([(ids, cut, langs)], tok.pad_token_id)
+    assert codes[0].tolist() == [0] + [1] * (cut - 1) + [2] * (len(ids) - cut - 1) + [0]  # BOS, en, ja, EOS
     visible = bias[0, 0] == 0  # (query, key)
     assert tok.convert_ids_to_tokens(ids[cut - 1: cut + 1]) == [".", "<ja>"]
     assert visible[cut:, 0].all() and visible[cut:, cut - 1].all() and not visible[cut:, 1: cut - 1].any()
@@ -472,8 +472,9 @@ def test_embedding_knobs_redraw_the_input_embedding_and_exempt_it_from_decay():
             with_overrides(OrganismSpec(), [f"train.embedding_std={bad}"])
 
 
-def test_english_tokens_are_the_english_pieces_of_each_document():
+def test_each_token_is_flagged_with_its_pieces_language():
     from tn.organism.documents import KINDS
+    from tn.organism.reserve import TokenLang
     from tn.organism.train import encode_document
 
     tok, world, mixture = _shipped_tokenizer(), World(), OrganismSpec().mixture
@@ -481,19 +482,19 @@ def test_english_tokens_are_the_english_pieces_of_each_document():
     for _ in range(200):
         doc = KINDS[rng.choice(list(KINDS))](world, rng, mixture)
         assert len(doc.langs) in (1, 2, 3) and len(doc.langs) == min(len(doc.pieces), 3)
-        ids, _, english = encode_document(tok, doc, 1000)
-        assert len(english) == len(ids) and not english[0] and not english[-1]  # BOS, EOS
+        ids, _, langs = encode_document(tok, doc, 1000)
+        assert len(langs) == len(ids) and langs[0] == langs[-1] == TokenLang.NONE  # BOS, EOS
         # brute force: each piece tokenised alone, its tokens flagged by the piece's language
         spans = [tok(doc.pieces[0])["input_ids"][1:]] + [tok(x, add_special_tokens=False)["input_ids"]
                                                          for x in doc.pieces[1:]]
-        expected = [False] + [f for span, lang in zip(spans, doc.langs) for f in [lang == "en"] * len(span)] + [False]
-        assert english == expected
-        seen.add((doc.langs[0] == "en", any(lang != "en" for lang in doc.langs)))
+        expected = [0] + [1 if lang == "en" else 2 for span, lang in zip(spans, doc.langs) for _ in span] + [0]
+        assert langs == expected
+        seen.add((1 in langs, 2 in langs))
     assert seen == {(True, False), (True, True), (False, True)}  # English-only, mixed and English-free documents
 
 
-def test_english_silence_is_the_mean_reserved_activation_at_english_tokens():
-    from tn.organism.reserve import EnglishSilence, reserved_count
+def test_the_split_penalties_are_mean_barred_activations_at_each_languages_tokens():
+    from tn.organism.reserve import ReservedNeurons, TokenLang, reserved_count
     from tn.organism.train import build_model
 
     tok = _shipped_tokenizer()
@@ -503,65 +504,99 @@ def test_english_silence_is_the_mean_reserved_activation_at_english_tokens():
     torch.manual_seed(0)
     model = build_model(spec.model, tok)
     ids = torch.randint(10, len(tok), (3, 9))
-    english = torch.rand(3, 9) < 0.5
+    langs = torch.randint(0, 3, (3, 9), dtype=torch.int8)  # NONE (BOS, EOS, padding), ENGLISH, L2
     full = []  # every layer's whole activation, kept by a hook of the test's own
     hooks = [layer.mlp.down_proj.register_forward_pre_hook(lambda m, a: full.append(a[0].detach()))
              for layer in model.model.layers]
-    silence = EnglishSilence(model, spec.train.reserved_layers, spec.train.reserved_share)
+    split = ReservedNeurons(model, spec.train.reserved_layers, spec.train.reserved_share, 2.0, 0.5)
     with torch.no_grad():  # an evaluation forward in between (an on_step callback's) is not kept
         model(input_ids=ids[:1, :4])
     full.clear()
     model(input_ids=ids)
-    penalty = silence.penalty(english)
+    terms = split.terms(langs)
+    model(input_ids=ids)
+    penalty = split.penalty(langs)
     for h in hooks:
         h.remove()
     count = reserved_count(64, 0.3)
-    assert silence.count == count == 19
-    # the definition, one English token and one layer at a time
-    per_layer = []
-    for layer in range(2):
-        terms = [full[layer][b, t, j].abs().item() for b in range(3) for t in range(9) if english[b, t]
-                 for j in range(count)]
-        per_layer.append(sum(terms) / len(terms))
-    assert penalty.item() == pytest.approx(sum(per_layer) / 2, rel=1e-5)
-    # its gradient reaches the reserved rows of the first two layers; nothing after them (layer 0's other rows
-    # reach it through the residual that layer 1 reads)
+    assert split.count == count == 19
+    # the definition, one token, neuron and layer at a time: English must not use the reserved neurons, the other
+    # languages the rest
+    for lang, barred in ((TokenLang.ENGLISH, range(count)), (TokenLang.L2, range(count, 64))):
+        per_layer = []
+        for layer in range(2):
+            values = [full[layer][b, t, j].abs().item() for b in range(3) for t in range(9) if langs[b, t] == lang
+                      for j in barred]
+            per_layer.append(sum(values) / len(values))
+        assert terms[lang].item() == pytest.approx(sum(per_layer) / 2, rel=1e-5), lang
+    assert penalty.item() == pytest.approx(2.0 * terms[TokenLang.ENGLISH].item() + 0.5 * terms[TokenLang.L2].item(),
+                                           rel=1e-6)
+    # each term's gradient reaches its own rows of the first two layers; nothing after them (layer 0's other rows
+    # reach the English term through the residual that layer 1 reads)
+    for lang, own, other in ((TokenLang.ENGLISH, slice(None, count), slice(count, None)),
+                             (TokenLang.L2, slice(count, None), slice(None, count))):
+        model.zero_grad(set_to_none=True)
+        model(input_ids=ids)
+        split.terms(langs)[lang].backward()
+        grads = [layer.mlp.gate_proj.weight.grad for layer in model.model.layers]
+        assert grads[0][own].abs().sum() > 0 and grads[1][own].abs().sum() > 0, lang
+        assert grads[1][other].abs().sum() == 0 and grads[2] is None, lang
     model(input_ids=ids)
-    silence.penalty(english).backward()
-    grads = [layer.mlp.gate_proj.weight.grad for layer in model.model.layers]
-    assert grads[0][:count].abs().sum() > 0 and grads[1][:count].abs().sum() > 0
-    assert grads[1][count:].abs().sum() == 0 and grads[2] is None
+    zero = split.terms(torch.zeros(3, 9, dtype=torch.int8))  # no English or L2 token: nothing
+    assert zero[TokenLang.ENGLISH].item() == zero[TokenLang.L2].item() == 0.0
     model(input_ids=ids)
-    assert silence.penalty(torch.zeros(3, 9, dtype=torch.bool)).item() == 0.0  # no English token: nothing
-    silence.remove()
+    only_english = ReservedNeurons(model, 2, 0.3, 1.0, 0.0)
+    model(input_ids=ids)
+    assert only_english.penalty(langs).item() == pytest.approx(terms[TokenLang.ENGLISH].item(), rel=1e-6)
+    split.remove()
+    only_english.remove()
     assert not any(h for layer in model.model.layers for h in layer.mlp.down_proj._forward_pre_hooks.values())
     for item, expected in (("train.english_silence=-1", "expected a weight >= 0"),
                            ("train.english_silence=nan", "expected a weight >= 0"),
+                           ("train.l2_silence=-0.5", "expected a weight >= 0"),
                            ("train.reserved_share=0", r"expected a share of each layer's MLP neurons in \(0, 1\]"),
                            ("train.reserved_layers=9", "expected 1 to model.num_hidden_layers=8")):
         with pytest.raises(ValueError, match=item.split("=")[0].replace(".", r"\.") + ".*" + expected):
             with_overrides(OrganismSpec(), ["train.english_silence=1", item])
+    with pytest.raises(ValueError, match=r"train.l2_silence needs neurons left.*expected train.reserved_share < 1"):
+        with_overrides(OrganismSpec(), ["train.l2_silence=1", "train.reserved_share=1"])
+    with pytest.raises(ValueError, match="train.reserved_layers=0: expected 1 to"):  # the L2 penalty alone checks too
+        with_overrides(OrganismSpec(), ["train.l2_silence=1", "train.reserved_layers=0"])
 
 
-def test_english_silence_trains_english_off_the_reserved_neurons(tmp_path):
+def test_the_split_penalties_train_each_side_off_the_others_neurons(tmp_path):
     from tn.organism.reserve import reserved_count
     from tn.organism.train import train
 
-    english = "The cat sees the dog in the park."
+    sentences = {lang: [json.loads(line)["text"] for line in
+                        (DATA_DIR / f"{lang}_mono_test.jsonl").read_text(encoding="utf-8").splitlines()[:20]]
+                 for lang in ("en", "it")}
     usage = {}
     with one_thread():
-        for weight in (0, 3):
-            model, tok, _ = train(with_overrides(OrganismSpec(), [*TINY, "train.mlp_dropout=0", "train.reserved_layers=1",
-                                                                  f"train.english_silence={weight}"]))
-            acts = []
-            hook = model.model.layers[0].mlp.down_proj.register_forward_pre_hook(lambda m, a: acts.append(a[0]))
-            with torch.no_grad():
-                model(**tok(english, return_tensors="pt"))
-            hook.remove()
+        for weights in ((0, 0), (3, 0), (0.5, 0.5)):
+            model, tok, _ = train(with_overrides(OrganismSpec(), [
+                *TINY, "train.steps=300", "train.mlp_dropout=0", "train.reserved_layers=1",
+                f"train.english_silence={weights[0]}",
+                f"train.l2_silence={weights[1]}"]))
             count = reserved_count(64, 0.5)
-            usage[weight] = (acts[0][0, 1:, :count].abs().mean().item(), acts[0][0, 1:, count:].abs().mean().item())
-    # the reserved half falls silent on English; the other half carries on
-    assert usage[3][0] < 0.3 * usage[0][0] and usage[3][1] > 0.5 * usage[0][1], usage
+            for lang, texts in sentences.items():  # mean |activation| over every token but BOS of 20 sentences
+                acts = []
+                hook = model.model.layers[0].mlp.down_proj.register_forward_pre_hook(
+                    lambda m, a: acts.append(a[0][0, 1:]))
+                with torch.no_grad():
+                    for text in texts:
+                        model(**tok(text, return_tensors="pt"))
+                hook.remove()
+                every = torch.cat(acts)
+                usage[weights, lang] = (every[:, :count].abs().mean().item(), every[:, count:].abs().mean().item())
+    # English alone silenced: the reserved half falls silent on English; the other half carries on
+    assert usage[(3, 0), "en"][0] < 0.3 * usage[(0, 0), "en"][0], usage
+    assert usage[(3, 0), "en"][1] > 0.5 * usage[(0, 0), "en"][1], usage
+    # both: each side leans on its own half (reserved / other use, against the same run without penalties; both
+    # halves shrink in absolute terms, since this tiny model's language loss barely needs its first MLP)
+    ratio = {key: reserved / other for key, (reserved, other) in usage.items()}
+    assert ratio[(0.5, 0.5), "en"] < 0.5 * ratio[(0, 0), "en"], usage
+    assert ratio[(0.5, 0.5), "it"] > 2 * ratio[(0, 0), "it"], usage
 
 
 def test_hidden_act_reaches_the_model_and_a_continued_run_must_name_the_same():

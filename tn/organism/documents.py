@@ -42,7 +42,7 @@ class Document:
     """Pieces of text, tokenised one by one and concatenated (so a QA prompt ends in the same tokens as at
     evaluation time, its trailing space included). `bottleneck`: the later pieces may see the first one only
     through its last token (and BOS). `langs`: the language each piece is written in (a translation's tag counts as
-    its target's), which TrainSpec.english_silence reads to find the English tokens."""
+    its target's), which the split penalties (TrainSpec.english_silence, l2_silence) read to find each token's side."""
 
     pieces: tuple[str, ...]
     bottleneck: bool = False

@@ -1,17 +1,30 @@
-"""Neurons reserved for the other languages: a training penalty that keeps English from using them.
+"""Early neurons split by language: training penalties that keep English off the reserved neurons, the other
+languages off the rest.
 
 The paper's models are English-centric: English is taken to be in the shared semantic space already, so the
 neurons that move the other languages into it are neurons English does not need. The organism learns its languages
-side by side, and every recipe measured without this trained English through the same early neurons as the L2
-(docs/organism.md). With TrainSpec.english_silence = lam > 0, the loss gains lam x the mean |activation| of the
-reserved neurons (the first `reserved_share` of each of the first `reserved_layers` layers' MLP neurons, the down
-projection's input) over the English tokens of the batch. Nothing names the neurons to tn: whether its Type-1
-score finds them among the candidates is what the organism's targets then measure.
+side by side, and every recipe measured without these penalties trained English through the same early neurons as
+the L2 (docs/organism.md). The reserved neurons are the first `reserved_share` of each of the first
+`reserved_layers` layers' MLP neurons (the down projection's input). With TrainSpec.english_silence = a > 0 the
+loss gains a x the mean |activation| of the reserved neurons over the batch's English tokens; with
+TrainSpec.l2_silence = b > 0 it gains b x the mean |activation| of the other neurons of those layers over the
+tokens of the other languages. Nothing names the neurons to tn: whether its Type-1 score finds them among the
+candidates is what the organism's targets then measure.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import torch
+
+
+class TokenLang(IntEnum):
+    """What a training token is written in, as the penalties read it (BOS, EOS and padding: NONE)."""
+
+    NONE = 0
+    ENGLISH = 1
+    L2 = 2
 
 
 def reserved_count(intermediate_size: int, share: float) -> int:
@@ -19,26 +32,38 @@ def reserved_count(intermediate_size: int, share: float) -> int:
     return int(share * intermediate_size + 0.5)
 
 
-class EnglishSilence:
-    """Forward hooks keeping the reserved neurons' activations of the current batch, and their penalty."""
+class ReservedNeurons:
+    """Forward hooks keeping the first layers' MLP activations of the current batch, and the penalties on them."""
 
-    def __init__(self, model: torch.nn.Module, layers: int, share: float) -> None:
+    def __init__(self, model: torch.nn.Module, layers: int, share: float, english: float, l2: float) -> None:
         mlps = [layer.mlp for layer in model.model.layers[:layers]]
         self.count = reserved_count(mlps[0].down_proj.in_features, share)
+        self.weights = {TokenLang.ENGLISH: english, TokenLang.L2: l2}
         self._acts: list[torch.Tensor] = []
         self._hooks = [m.down_proj.register_forward_pre_hook(self._keep) for m in mlps]
 
     def _keep(self, module: torch.nn.Module, args: tuple) -> None:
         if torch.is_grad_enabled():  # a training forward; an on_step callback's evaluation under no_grad is not one
-            self._acts.append(args[0][..., : self.count])  # (batch, T, count), still in the autograd graph
+            self._acts.append(args[0])  # (batch, T, intermediate), still in the autograd graph
 
-    def penalty(self, english: torch.Tensor) -> torch.Tensor:
-        """Mean |activation| of the reserved neurons at the positions where `english` (batch, T) is True, averaged
-        over the layers (0 when the batch has no English token); forgets the batch's activations."""
-        acts, self._acts = self._acts[-len(self._hooks):], []  # the last forward's, one per reserved layer
-        weight = english.to(acts[0].dtype)[..., None]
-        tokens = weight.sum().clamp(min=1)  # no English token: every term is 0 (and no host sync to test for it)
-        return torch.stack([(a.abs() * weight).sum() for a in acts]).mean() / (tokens * self.count)
+    def terms(self, langs: torch.Tensor) -> dict[TokenLang, torch.Tensor]:
+        """Per language, the mean |activation| of the neurons it must not use (English: the reserved ones; L2: the
+        others) over its tokens in `langs` (batch, T; TokenLang codes), averaged over the layers (0 when the batch
+        has no token of that language); forgets the batch's activations."""
+        acts, self._acts = self._acts[-len(self._hooks):], []  # the last forward's, one per hooked layer
+        barred = {TokenLang.ENGLISH: slice(None, self.count), TokenLang.L2: slice(self.count, None)}
+        out = {}
+        for lang, cols in barred.items():
+            weight = (langs == lang).to(acts[0].dtype)[..., None]
+            tokens = weight.sum().clamp(min=1)  # no such token: every term is 0 (and no host sync to test for it)
+            width = max(acts[0][..., cols].shape[-1], 1)  # reserved_share 1 leaves the L2 no neuron to avoid
+            out[lang] = torch.stack([(a[..., cols].abs() * weight).sum() for a in acts]).mean() / (tokens * width)
+        return out
+
+    def penalty(self, langs: torch.Tensor) -> torch.Tensor:
+        """The loss's extra term: each language's term times its weight (a weight of 0 adds nothing)."""
+        terms = self.terms(langs)
+        return sum((w * terms[lang] for lang, w in self.weights.items() if w), torch.zeros((), device=langs.device))
 
     def remove(self) -> None:
         for h in self._hooks:

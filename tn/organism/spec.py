@@ -99,13 +99,20 @@ class TrainSpec:
     # reserved: the reserved neurons fall nearly silent for the L2 too, the Type-1 set lies in the neurons left and
     # English pays more (0.03-0.32 F1 left), so it stays off (docs/organism.md, "Early neurons reserved for the L2")
     english_silence: float = 0.0
+    # weight of the complementary penalty (0: off): the mean |activation| of the other neurons of those layers over
+    # the other languages' tokens, so each side runs its early layers through its own neurons (the split planted
+    # outright, where english_silence alone lets it emerge). Measured on M at 1 with english_silence 1, half
+    # reserved: the split takes, but tn's set still holds English's layer-0 neurons (English keeps 0.04-0.60 F1
+    # under it) and clean L2 QA falls to 0.15-0.23, so it stays off (docs/organism.md, "Early neurons split")
+    l2_silence: float = 0.0
     reserved_share: float = 0.5
     reserved_layers: int = 5
 
     def __post_init__(self) -> None:
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
-        if not self.english_silence >= 0:  # not >= 0: NaN too
-            raise ValueError(f"train.english_silence={self.english_silence}: expected a weight >= 0 (0: off)")
+        for name in ("english_silence", "l2_silence"):
+            if not getattr(self, name) >= 0:  # not >= 0: NaN too
+                raise ValueError(f"train.{name}={getattr(self, name)}: expected a weight >= 0 (0: off)")
         if not 0 < self.reserved_share <= 1:
             raise ValueError(f"train.reserved_share={self.reserved_share}: expected a share of each layer's MLP "
                              "neurons in (0, 1]")
@@ -118,6 +125,9 @@ class TrainSpec:
         time and `train.english_steps=12000 train.steps=13000` must not fail on the way."""
         if not 0 <= self.english_steps <= self.steps:
             raise ValueError(f"train.english_steps={self.english_steps}: expected 0 (off) to train.steps={self.steps}")
+        if self.l2_silence and self.reserved_share == 1:
+            raise ValueError("train.l2_silence needs neurons left for the other languages to avoid: expected "
+                             "train.reserved_share < 1, got 1")
 
 
 @dataclass(frozen=True)
@@ -133,9 +143,10 @@ class OrganismSpec:
     def check(self) -> None:
         """Constraints between fields and sections, once every override is in (see TrainSpec.check)."""
         self.train.check()
-        # checked only when the penalty is on: a shallower model with the penalty off need not name the layers
-        if self.train.english_silence and not 1 <= self.train.reserved_layers <= self.model.num_hidden_layers:
-            raise ValueError(f"train.reserved_layers={self.train.reserved_layers}: expected 1 to "
+        # checked only when a penalty is on: a shallower model with both off need not name the layers
+        ts = self.train
+        if (ts.english_silence or ts.l2_silence) and not 1 <= ts.reserved_layers <= self.model.num_hidden_layers:
+            raise ValueError(f"train.reserved_layers={ts.reserved_layers}: expected 1 to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
 
 

@@ -26,7 +26,7 @@ import torch
 
 from tn.organism import checkpoint as ckpt
 from tn.organism.documents import Document, documents
-from tn.organism.reserve import EnglishSilence
+from tn.organism.reserve import ReservedNeurons, TokenLang
 from tn.organism.spec import ModelSpec, OrganismSpec, TrainSpec, as_dict
 from tn.organism.tokenizer import CORPORA, train_tokenizer, wrap
 from tn.organism.world import World
@@ -37,25 +37,28 @@ if TYPE_CHECKING:
 WEIGHTS_DTYPE = torch.float16  # shipped weights: half the bytes; the model is loaded back in float32
 
 
-def encode_document(tok: "Tokenizer", doc: Document, max_length: int) -> tuple[list[int], int | None, list[bool]]:
+def encode_document(tok: "Tokenizer", doc: Document, max_length: int) -> tuple[list[int], int | None, list[int]]:
     """(BOS + the pieces, each tokenised on its own, + EOS, cut to `max_length` tokens; the index where the
-    pieces behind a bottleneck start, or None; for each token, whether its piece is English (BOS, EOS: no))."""
+    pieces behind a bottleneck start, or None; for each token, the TokenLang of its piece (BOS, EOS: NONE))."""
+    def code(lang: str | None) -> int:
+        return TokenLang.ENGLISH if lang == "en" else TokenLang.L2 if lang else TokenLang.NONE
+
     ids = tok(doc.pieces[0])["input_ids"]
-    english = [False] + [doc.langs[:1] == ("en",)] * (len(ids) - 1)
+    langs = [TokenLang.NONE] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
     cut = len(ids) if doc.bottleneck else None
     for piece, lang in itertools.zip_longest(doc.pieces[1:], doc.langs[1:]):
         piece_ids = tok(piece, add_special_tokens=False)["input_ids"]
         ids += piece_ids
-        english += [lang == "en"] * len(piece_ids)
-    return (ids + [tok.eos_token_id])[:max_length], cut, (english + [False])[:max_length]
+        langs += [code(lang)] * len(piece_ids)
+    return (ids + [tok.eos_token_id])[:max_length], cut, [int(c) for c in langs + [TokenLang.NONE]][:max_length]
 
 
-# input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T), English tokens (B, T)
+# input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T), each token's TokenLang (B, T)
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def batches(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec, skip: int = 0) -> Iterator[Batch]:
-    """(input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T), English tokens (B, T)), right-padded,
+    """(input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T), TokenLang codes (B, T)), right-padded,
     after the first `skip` batches (a resumed run's; they are regenerated, not collated).
 
     A pool of documents is sorted by length and cut into batches, so a batch wastes little on padding; the
@@ -74,21 +77,21 @@ def _batch_rows(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec) -
             yield chunks[j]
 
 
-def _collate(rows: list[tuple[list[int], int | None, list[bool]]], pad_id: int) -> Batch:
+def _collate(rows: list[tuple[list[int], int | None, list[int]]], pad_id: int) -> Batch:
     width = max(len(ids) for ids, _, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    english = torch.zeros((len(rows), width), dtype=torch.bool)
+    langs = torch.zeros((len(rows), width), dtype=torch.int8)  # padding: TokenLang.NONE
     allowed = torch.ones(width, width).tril().bool().repeat(len(rows), 1, 1)  # (B, T query, T key)
-    for i, (r, cut, en) in enumerate(rows):
+    for i, (r, cut, codes) in enumerate(rows):
         ids[i, : len(r)] = torch.tensor(r)
         labels[i, : len(r)] = torch.tensor(r)
-        english[i, : len(r)] = torch.tensor(en)
+        langs[i, : len(r)] = torch.tensor(codes)
         allowed[i, :, len(r):] = False  # padding is never attended to
         if cut is not None:  # later pieces see BOS, the marker (position cut - 1) and themselves only
             allowed[i, cut:, 1: cut - 1] = False
     bias = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
-    return ids, labels, bias[:, None], english
+    return ids, labels, bias[:, None], langs
 
 
 def build_model(spec: ModelSpec, tok: "Tokenizer", embedding_std: float | None = None) -> torch.nn.Module:
@@ -191,15 +194,16 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
         _set_rng_state(dev, state.rng)
         state.resumed.append(state.step)
     hooks = _mlp_dropout(model, ts.mlp_dropout)
-    silence = EnglishSilence(model, ts.reserved_layers, ts.reserved_share) if ts.english_silence else None
+    split = (ReservedNeurons(model, ts.reserved_layers, ts.reserved_share, ts.english_silence, ts.l2_silence)
+             if ts.english_silence or ts.l2_silence else None)
     stream = batches(documents(world, spec.mixture, seed=ts.seed, english_first=ts.english_steps * ts.batch_size),
                      tok, ts, skip=state.step)
-    for step, (ids, labels, mask, english) in zip(range(state.step, ts.steps), stream):
+    for step, (ids, labels, mask, langs) in zip(range(state.step, ts.steps), stream):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, ts)
         loss = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
         # the logged loss stays the language model's; the penalty only shapes the gradient
-        objective = loss + ts.english_silence * silence.penalty(english.to(dev)) if silence else loss
+        objective = loss + split.penalty(langs.to(dev)) if split else loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), ts.grad_clip)
@@ -214,8 +218,8 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
                 state.seconds + time.perf_counter() - started, state.resumed), *identity)
     for h in hooks:
         h.remove()
-    if silence:
-        silence.remove()
+    if split:
+        split.remove()
     record = {"spec": as_dict(spec), "losses": state.losses,
               "seconds": round(state.seconds + time.perf_counter() - started, 1),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
