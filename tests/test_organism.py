@@ -558,8 +558,11 @@ def test_the_split_penalties_are_mean_barred_activations_at_each_languages_token
                            ("train.reserved_layers=9", "expected 1 to model.num_hidden_layers=8")):
         with pytest.raises(ValueError, match=item.split("=")[0].replace(".", r"\.") + ".*" + expected):
             with_overrides(OrganismSpec(), ["train.english_silence=1", item])
-    with pytest.raises(ValueError, match=r"train.l2_silence needs neurons left.*expected train.reserved_share < 1"):
-        with_overrides(OrganismSpec(), ["train.l2_silence=1", "train.reserved_share=1"])
+    for share in (1.0, 0.9996):  # 0.9996 of 1024 rounds to all of them
+        with pytest.raises(ValueError, match=rf"train.l2_silence needs neurons left.*reserved_share={share} reserves "
+                                             r"all 1024 of each layer's MLP neurons \(model.intermediate_size\)"):
+            with_overrides(OrganismSpec(), ["train.l2_silence=1", f"train.reserved_share={share}"])
+    assert with_overrides(OrganismSpec(), ["train.l2_silence=1", "train.reserved_share=0.999"]).train.l2_silence
     with pytest.raises(ValueError, match="train.reserved_layers=0: expected 1 to"):  # the L2 penalty alone checks too
         with_overrides(OrganismSpec(), ["train.l2_silence=1", "train.reserved_layers=0"])
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from tn.infra.errors import check_choice
 from tn.organism.documents import MixtureSpec
+from tn.organism.reserve import reserved_count
 from tn.organism.sets import SetsSpec
 from tn.organism.tokenizer import CORPORA
 from tn.organism.world import WorldSpec
@@ -125,9 +126,6 @@ class TrainSpec:
         time and `train.english_steps=12000 train.steps=13000` must not fail on the way."""
         if not 0 <= self.english_steps <= self.steps:
             raise ValueError(f"train.english_steps={self.english_steps}: expected 0 (off) to train.steps={self.steps}")
-        if self.l2_silence and self.reserved_share == 1:
-            raise ValueError("train.l2_silence needs neurons left for the other languages to avoid: expected "
-                             "train.reserved_share < 1, got 1")
 
 
 @dataclass(frozen=True)
@@ -148,6 +146,11 @@ class OrganismSpec:
         if (ts.english_silence or ts.l2_silence) and not 1 <= ts.reserved_layers <= self.model.num_hidden_layers:
             raise ValueError(f"train.reserved_layers={ts.reserved_layers}: expected 1 to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
+        width = self.model.intermediate_size
+        if ts.l2_silence and reserved_count(width, ts.reserved_share) >= width:
+            raise ValueError(f"train.l2_silence needs neurons left for the other languages to avoid: "
+                             f"train.reserved_share={ts.reserved_share} reserves all {width} of each layer's MLP "
+                             "neurons (model.intermediate_size); expected a smaller share")
 
 
 def with_overrides(spec: OrganismSpec, overrides: list[str]) -> OrganismSpec:
