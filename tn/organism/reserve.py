@@ -37,8 +37,13 @@ class ReservedNeurons:
 
     def __init__(self, model: torch.nn.Module, layers: int, share: float, english: float, l2: float) -> None:
         mlps = [layer.mlp for layer in model.model.layers[:layers]]
-        self.count = reserved_count(mlps[0].down_proj.in_features, share)
+        width = mlps[0].down_proj.in_features
+        self.count = reserved_count(width, share)
         self.weights = {TokenLang.ENGLISH: english, TokenLang.L2: l2}
+        # the neurons each side must not use: English the reserved ones, the other languages the rest
+        self._barred = {TokenLang.ENGLISH: slice(None, self.count), TokenLang.L2: slice(self.count, None)}
+        # neurons per term's mean; at least 1, since reserved_share 1 leaves the L2 no neuron to avoid
+        self._widths = {TokenLang.ENGLISH: max(self.count, 1), TokenLang.L2: max(width - self.count, 1)}
         self._acts: list[torch.Tensor] = []
         self._hooks = [m.down_proj.register_forward_pre_hook(self._keep) for m in mlps]
 
@@ -46,24 +51,26 @@ class ReservedNeurons:
         if torch.is_grad_enabled():  # a training forward; an on_step callback's evaluation under no_grad is not one
             self._acts.append(args[0])  # (batch, T, intermediate), still in the autograd graph
 
-    def terms(self, langs: torch.Tensor) -> dict[TokenLang, torch.Tensor]:
-        """Per language, the mean |activation| of the neurons it must not use (English: the reserved ones; L2: the
-        others) over its tokens in `langs` (batch, T; TokenLang codes), averaged over the layers (0 when the batch
-        has no token of that language); forgets the batch's activations."""
+    def terms(self, langs: torch.Tensor, only: tuple[TokenLang, ...] = (TokenLang.ENGLISH, TokenLang.L2)
+              ) -> dict[TokenLang, torch.Tensor]:
+        """Per language of `only` (both by default), the mean |activation| of the neurons it must not use over its
+        tokens in `langs` (batch, T; TokenLang codes), averaged over the layers (0 when the batch has no token of
+        that language); forgets the batch's activations."""
         acts, self._acts = self._acts[-len(self._hooks):], []  # the last forward's, one per hooked layer
-        barred = {TokenLang.ENGLISH: slice(None, self.count), TokenLang.L2: slice(self.count, None)}
         out = {}
-        for lang, cols in barred.items():
+        for lang in only:
             weight = (langs == lang).to(acts[0].dtype)[..., None]
             tokens = weight.sum().clamp(min=1)  # no such token: every term is 0 (and no host sync to test for it)
-            width = max(acts[0][..., cols].shape[-1], 1)  # reserved_share 1 leaves the L2 no neuron to avoid
-            out[lang] = torch.stack([(a[..., cols].abs() * weight).sum() for a in acts]).mean() / (tokens * width)
+            cols = self._barred[lang]
+            out[lang] = (torch.stack([(a[..., cols].abs() * weight).sum() for a in acts]).mean()
+                         / (tokens * self._widths[lang]))
         return out
 
     def penalty(self, langs: torch.Tensor) -> torch.Tensor:
-        """The loss's extra term: each language's term times its weight (a weight of 0 adds nothing)."""
-        terms = self.terms(langs)
-        return sum((w * terms[lang] for lang, w in self.weights.items() if w), torch.zeros((), device=langs.device))
+        """The loss's extra term: each language's term times its weight; a term of weight 0 is not computed."""
+        weighted = tuple(lang for lang, w in self.weights.items() if w)
+        terms = self.terms(langs, weighted)
+        return sum((self.weights[lang] * terms[lang] for lang in weighted), torch.zeros((), device=langs.device))
 
     def remove(self) -> None:
         for h in self._hooks:

@@ -121,6 +121,11 @@ class TrainSpec:
             raise ValueError(f"train.embedding_std={self.embedding_std}: expected a standard deviation > 0, or none "
                              "(Llama's 0.02)")
 
+    @property
+    def splits_neurons(self) -> bool:
+        """Whether a penalty on reserved or unreserved early neurons is on (tn/organism/reserve.py)."""
+        return bool(self.english_silence or self.l2_silence)
+
     def check(self) -> None:
         """Constraints between fields: checked once every override is in, since `--set` applies them one at a
         time and `train.english_steps=12000 train.steps=13000` must not fail on the way."""
@@ -143,7 +148,7 @@ class OrganismSpec:
         self.train.check()
         # checked only when a penalty is on: a shallower model with both off need not name the layers
         ts = self.train
-        if (ts.english_silence or ts.l2_silence) and not 1 <= ts.reserved_layers <= self.model.num_hidden_layers:
+        if ts.splits_neurons and not 1 <= ts.reserved_layers <= self.model.num_hidden_layers:
             raise ValueError(f"train.reserved_layers={ts.reserved_layers}: expected 1 to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
         width = self.model.intermediate_size

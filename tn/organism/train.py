@@ -41,16 +41,16 @@ def encode_document(tok: "Tokenizer", doc: Document, max_length: int) -> tuple[l
     """(BOS + the pieces, each tokenised on its own, + EOS, cut to `max_length` tokens; the index where the
     pieces behind a bottleneck start, or None; for each token, the TokenLang of its piece (BOS, EOS: NONE))."""
     def code(lang: str | None) -> int:
-        return TokenLang.ENGLISH if lang == "en" else TokenLang.L2 if lang else TokenLang.NONE
+        return int(TokenLang.ENGLISH if lang == "en" else TokenLang.L2 if lang else TokenLang.NONE)
 
     ids = tok(doc.pieces[0])["input_ids"]
-    langs = [TokenLang.NONE] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
+    langs = [code(None)] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
     cut = len(ids) if doc.bottleneck else None
     for piece, lang in itertools.zip_longest(doc.pieces[1:], doc.langs[1:]):
         piece_ids = tok(piece, add_special_tokens=False)["input_ids"]
         ids += piece_ids
         langs += [code(lang)] * len(piece_ids)
-    return (ids + [tok.eos_token_id])[:max_length], cut, [int(c) for c in langs + [TokenLang.NONE]][:max_length]
+    return (ids + [tok.eos_token_id])[:max_length], cut, (langs + [code(None)])[:max_length]
 
 
 # input_ids (B, T), labels (B, T), additive attention mask (B, 1, T, T), each token's TokenLang (B, T)
@@ -195,7 +195,7 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
         state.resumed.append(state.step)
     hooks = _mlp_dropout(model, ts.mlp_dropout)
     split = (ReservedNeurons(model, ts.reserved_layers, ts.reserved_share, ts.english_silence, ts.l2_silence)
-             if ts.english_silence or ts.l2_silence else None)
+             if ts.splits_neurons else None)
     stream = batches(documents(world, spec.mixture, seed=ts.seed, english_first=ts.english_steps * ts.batch_size),
                      tok, ts, skip=state.step)
     for step, (ids, labels, mask, langs) in zip(range(state.step, ts.steps), stream):
