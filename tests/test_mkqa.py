@@ -114,6 +114,24 @@ def test_generation_batched_equals_one_at_a_time(mode, tiny_tokenizer):
     assert clean != batched  # the ablation changes answers
 
 
+def test_a_clean_f1_exactly_on_a_threshold_is_in_its_subset():
+    from fractions import Fraction
+
+    from tn.tasks.mkqa import clean_subsets
+
+    # 6 shared tokens of 7 predicted and 8 gold: F1 = 12/15 = 4/5, which 2PR/(P+R) gives as 0.7999999999999999
+    on = token_f1("b c d e f g x", "b c d e f g y z", "en")
+    assert Fraction(2 * 6, 7 + 8) == Fraction(4, 5) and on < 0.8
+    swapped = token_f1("b c d e f g x y", "b c d e f g z", "en")  # 6 of 8 and 7: 12/15 again
+    under = token_f1("b c d x y", "b c d z", "en")  # 3 of 5 and 4: 6/9, under 0.8
+    clean, ablated = [on, swapped, under, 1.0], [0.5, 0.25, 0.0, 1.0]
+    out = clean_subsets(ablated, clean, (0.8, 0.5))
+    assert out["n_clean_ge_0.8"] == 3 and out["f1_clean_ge_0.8"] == pytest.approx((0.5 + 0.25 + 1.0) / 3)
+    assert out["n_clean_ge_0.5"] == 4
+    assert clean_subsets(ablated, [0.0] * 4, (0.8,)) == {"f1_clean_ge_0.8": pytest.approx(float("nan"), nan_ok=True),
+                                                         "n_clean_ge_0.8": 0}
+
+
 def test_task_reports_f1_subsets_and_writes_predictions(tiny_tokenizer, tmp_path):
     model = build("llama")
     cfg = RunConfig()

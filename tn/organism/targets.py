@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from tn.config import RunConfig
+from tn.infra.bounds import above, at_least, at_most
 from tn.neurons import NeuronSet
 
 CONF = Path(__file__).resolve().parent.parent.parent / "conf"
@@ -58,21 +59,22 @@ class LangTargets:
     type1_layers: dict
 
     def checks(self) -> dict[str, bool]:
-        """Each target's verdict."""
+        """Each target's verdict; a value on its bound counts as on it (tn.infra.bounds: on the seed-1 longer-residual
+        organism ja's random sets cost F1 exactly 1/20, which float subtraction makes -0.050000000000000044)."""
         return {
-            "1 mknn clean middle >= 0.5": self.mknn_clean_middle >= 0.5,
-            "1 mknn ablated delta <= -0.1": self.mknn_mean_ablated_delta <= -0.1,
+            "1 mknn clean middle >= 0.5": at_least(self.mknn_clean_middle, 0.5),
+            "1 mknn ablated delta <= -0.1": at_most(self.mknn_mean_ablated_delta, -0.1),
             "1 mknn |ablated delta| > 10 baseline sd":
-                abs(self.mknn_mean_ablated_delta) > 10 * self.mknn_mean_baseline_sd,
-            "1 mknn |baseline delta| <= 0.01": abs(self.mknn_mean_baseline_delta) <= 0.01,
-            "2 gap clean middle >= 0.1": self.gap_clean_middle >= 0.1,
-            "2 gap ablated <= half clean": self.gap_ablated_middle <= 0.5 * self.gap_clean_middle,
-            "2 gap baseline > half clean": self.gap_baseline_middle > 0.5 * self.gap_clean_middle,
-            "3 f1 clean >= 0.5": self.f1_clean >= 0.5,
-            "3 f1 ablated delta <= -0.2": self.f1_ablated - self.f1_clean <= -0.2,
-            "3 f1 baseline delta >= -0.05": self.f1_baseline - self.f1_clean >= -0.05,
-            "3 en f1 |delta| <= 0.05": abs(self.f1_en_ablated - self.f1_en_clean) <= 0.05,
-            "4 eta2 type2 > type1": self.eta2_type2 > self.eta2_type1,
+                above(abs(self.mknn_mean_ablated_delta), 10 * self.mknn_mean_baseline_sd),
+            "1 mknn |baseline delta| <= 0.01": at_most(abs(self.mknn_mean_baseline_delta), 0.01),
+            "2 gap clean middle >= 0.1": at_least(self.gap_clean_middle, 0.1),
+            "2 gap ablated <= half clean": at_most(self.gap_ablated_middle, 0.5 * self.gap_clean_middle),
+            "2 gap baseline > half clean": above(self.gap_baseline_middle, 0.5 * self.gap_clean_middle),
+            "3 f1 clean >= 0.5": at_least(self.f1_clean, 0.5),
+            "3 f1 ablated delta <= -0.2": at_most(self.f1_ablated - self.f1_clean, -0.2),
+            "3 f1 baseline delta >= -0.05": at_least(self.f1_baseline - self.f1_clean, -0.05),
+            "3 en f1 |delta| <= 0.05": at_most(abs(self.f1_en_ablated - self.f1_en_clean), 0.05),
+            "4 eta2 type2 > type1": above(self.eta2_type2, self.eta2_type1),
         }
 
 
