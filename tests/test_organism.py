@@ -248,6 +248,28 @@ def test_question_translation_and_qa_bottleneck_knobs():
         assert {qa(world, rng, mixture).bottleneck for _ in range(50)} == expected
 
 
+def test_english_mono_knob_sets_the_english_share_of_monolingual_documents():
+    from tn.organism.documents import mono
+
+    world = World()
+
+    def share(overrides: list[str], langs: tuple[str, ...] = LANGS) -> dict[str, float]:
+        mixture, rng = with_overrides(OrganismSpec(), overrides).mixture, random.Random(0)
+        drawn = [mono(world, rng, mixture, langs).langs[0] for _ in range(2000)]
+        return {lang: drawn.count(lang) / len(drawn) for lang in set(drawn)}
+
+    uniform = share([])
+    assert set(uniform) == set(LANGS) and all(abs(v - 1 / len(LANGS)) < 0.04 for v in uniform.values())
+    dominant = share(["mixture.english_mono=0.8"])
+    assert abs(dominant["en"] - 0.8) < 0.03
+    assert all(abs(dominant[lang] - 0.05) < 0.02 for lang in LANGS if lang != "en")
+    assert share(["mixture.english_mono=0"]).get("en", 0.0) == 0.0
+    assert share(["mixture.english_mono=1"]) == {"en": 1.0}
+    assert share(["mixture.english_mono=0.8"], ("en",)) == {"en": 1.0}  # the English-only phase stays English
+    with pytest.raises(ValueError, match=r"mixture.english_mono=1.5: expected a share from 0 to 1"):
+        with_overrides(OrganismSpec(), ["mixture.english_mono=1.5"])
+
+
 def test_test_questions_knob_keeps_test_peoples_facts_in_the_bios():
     from tn.organism.documents import bio, qa
 
