@@ -84,8 +84,8 @@ class MixtureSpec:
     # share of monolingual documents written in English (None: uniform over the five languages, a fifth). The
     # paper's models are English-centric (most of their pretraining is English), which is taken to be why their
     # shared space is English's own; this knob makes the organism's monolingual text English-dominant the same way.
-    # Measured at 0.6 on M (docs/organism.md, "English-dominant monolingual text"): L2 QA transfer rose, but English
-    # leaned on the L2's Type-1 set more, so it stays off by default
+    # Measured on M (docs/organism.md): at 0.6 L2 QA transfer rose but English leaned on the L2's Type-1 set more; at 0
+    # it leaned less (the nearest recipe to target 3 so far). Off by default until a second seed confirms 0
     english_mono: float | None = None
 
     def __post_init__(self) -> None:
