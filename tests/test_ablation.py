@@ -9,7 +9,7 @@ import torch
 
 from tests.families import build
 from tn.ablate.baseline import random_baseline
-from tn.ablate.context import Ablation
+from tn.ablate.context import CACHE_KWARGS, Ablation, past_length
 from tn.ablate.positions import MODES
 from tn.infra.errors import ConfigError
 from tn.models.adapter import ModelAdapter
@@ -18,6 +18,15 @@ from tn.neurons import NeuronSet
 
 PROMPTS = ["私と踊っていただけませんか。", "Hi.", "One can always find time to read a good book.", "駅はどこですか？"]
 NEURONS = NeuronSet(np.array([0, 0, 1, 3, 3, 3]), np.array([5, 17, 2, 0, 40, 63]), np.zeros(6))
+
+
+@pytest.mark.parametrize("keyword", CACHE_KWARGS)
+def test_the_kv_cache_is_found_under_either_keyword(keyword):
+    """transformers 5.24 renamed the forward's `past_key_values` to `cache`: the decode-step offset (and so what
+    'prompt' and 'last' zero) must come from whichever the installed version passes, not silently from 0."""
+    legacy = ((torch.zeros(2, 1, 7, 4), torch.zeros(2, 1, 7, 4)),)
+    assert past_length({keyword: legacy}) == 7
+    assert past_length({keyword: None}) == 0 and past_length({}) == 0
 
 
 def _generate(model, tok, prompts, mode, use_cache=True, neurons=NEURONS, new=6):

@@ -20,7 +20,13 @@ from tn.models.adapter import ModelAdapter
 from tn.neurons import NeuronSet
 
 
-def _past_length(past: Any) -> int:
+# the keyword a model's forward receives its KV cache under: `past_key_values` until transformers 5.24, `cache` since
+CACHE_KWARGS = ("cache", "past_key_values")
+
+
+def past_length(kwargs: dict[str, Any]) -> int:
+    """Tokens already in the call's KV cache (0 without one)."""
+    past = next((kwargs[k] for k in CACHE_KWARGS if kwargs.get(k) is not None), None)
     if past is None:
         return 0
     if hasattr(past, "get_seq_length"):
@@ -71,7 +77,7 @@ class Ablation:
         ids = kwargs.get("input_ids", args[0] if args else None)
         x = ids if ids is not None else kwargs["inputs_embeds"]
         batch, length = x.shape[0], x.shape[1]
-        past = _past_length(kwargs.get("past_key_values"))
+        past = past_length(kwargs)
         mask = kwargs.get("attention_mask")
         if self.auto_prompt and past == 0:
             self.prompt_mask = mask[:, :length] if mask is not None else torch.ones(batch, length, device=x.device)
