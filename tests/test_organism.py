@@ -223,6 +223,19 @@ def test_training_documents_match_what_tn_evaluates():
     assert tok.convert_ids_to_tokens(ids[cut - 1: cut + 1]) == [".", "<ja>"]
     assert visible[cut:, 0].all() and visible[cut:, cut - 1].all() and not visible[cut:, 1: cut - 1].any()
     assert visible[: cut, : cut].equal(torch.ones(cut, cut).tril().bool())
+    # and the installed transformers applies that mask (a release that dropped 4-D masks would train without the
+    # bottleneck, silently): in one layer, what follows the cut reads the source's words through nothing else
+    from tn.organism.spec import ModelSpec
+    from tn.organism.train import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(num_hidden_layers=1), tok).eval()
+    ids = torch.tensor([ids])
+    other = ids.clone()
+    other[0, 1] = tok.convert_tokens_to_ids("猫")  # a source word (not BOS, not the marker) replaced
+    with torch.no_grad():
+        logits = [model(input_ids=x, attention_mask=m).logits[0, cut:] for x in (ids, other) for m in (bias, None)]
+    assert torch.equal(logits[0], logits[2]) and not torch.equal(logits[1], logits[3])
 
 
 def test_question_translation_and_qa_bottleneck_knobs():
