@@ -85,8 +85,9 @@ class MixtureSpec:
     # paper's models are English-centric (most of their pretraining is English), which is taken to be why their
     # shared space is English's own; this knob makes the organism's monolingual text English-dominant the same way.
     # Measured on M (docs/organism.md): at 0.6 L2 QA transfer rose but English leaned on the L2's Type-1 set more; at 0
-    # it leaned less on two seeds, but only seed 0 kept the alignment effect (the nearest to target 3 so far): off
-    # by default
+    # it leaned less on three seeds, and the set halved the alignment gap in 4 and 2 languages on seeds 0 and 2, in
+    # none on seed 1 (the nearest to target 3 so far: one language met it at the top 500 on two seeds, none at the
+    # default top 1000): off by default
     english_mono: float | None = None
 
     def __post_init__(self) -> None:
