@@ -58,8 +58,9 @@ class MixtureSpec:
     mono: float = 0.3
     bio: float = 0.1  # English facts: the only place the test people's facts are stated
     qa: float = 0.25
-    # share of translation pairs with English on one side (the rest pair two of ja, nl, ko, it). At 0.4 with
-    # english_mono=0 (docs/organism.md) English leaned on the L2's Type-1 set far more than on M, not less
+    # share of translation pairs with English on one side (the rest pair two of ja, nl, ko, it). With
+    # english_mono=0, both 0.4 and 0.8 made English lean on the L2's Type-1 set more than 0.6 did, and more than
+    # on M (docs/organism.md, "No English monolingual text")
     p_english_pair: float = 0.6
     # share of translations (and of QA documents) that see their source only through its sentence-final marker
     p_bottleneck: float = 0.5
