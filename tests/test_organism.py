@@ -395,11 +395,13 @@ def test_tokens_counts_each_side_of_the_parallel_sets(capsys, tmp_path):
 @pytest.mark.parametrize("argv, ignored", [
     (["dissect", "--jobs", "J", "--out", "D"], "--out D"),
     (["targets", "--set", "train.steps=3"], "--set train.steps=3"),
-    (["figure", "--jobs", "J", "--set", "world.names=3"], "--set world.names=3")])
+    (["figure", "--jobs", "J", "--set", "world.names=3"], "--set world.names=3"),
+    (["summary", "T", "--out", "D"], "--out D")])
 def test_commands_refuse_options_they_would_ignore(capsys, argv, ignored):
     from tn.organism.__main__ import main
 
-    # dissect writes nothing and only data and train read a recipe: an option taken and ignored would hide a mistake
+    # dissect and summary write nothing and only data and train read a recipe: an option taken and ignored would
+    # hide a mistake
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2
@@ -946,6 +948,22 @@ def test_the_papers_findings_hold_on_the_organism(measured, lang, target):
     assert checks, f"no checks for target {target}"
     failed = [name for name, ok in checks.items() if not ok]
     assert not failed, f"{lang}, target {target} ({TARGET_NAMES[target]}): {failed}\n{table([result])}"
+
+
+def test_summary_of_the_targets_run_repeats_its_verdicts(measured, tmp_path, capsys):
+    from tn.organism.__main__ import main
+    from tn.organism.targets import to_json
+
+    # the file `targets` writes, read back as two runs (seeds) of one recipe: every clause is met by both or neither
+    (tmp_path / "targets.json").write_text(json.dumps(to_json([measured[lang] for lang in L2S])), encoding="utf-8")
+    main(["summary", str(tmp_path), str(tmp_path / "targets.json")])
+    rows = {line.split(" | ")[0][2:].split(" (")[0].replace("\\|", "|"): line.split(" | ")[1:]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line}
+    assert [c.rstrip(" |") for c in rows["clause"]] == list(L2S)
+    for i, lang in enumerate(L2S):
+        for name, ok in measured[lang].checks().items():
+            assert rows[name][i].startswith("2/2 (" if ok else "0/2 ("), (lang, name, rows[name][i])
+        assert rows["all four targets"][i].rstrip(" |") == ("2/2" if all(measured[lang].checks().values()) else "0/2")
 
 
 def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_sets_own_neurons(measured, targets_dir):

@@ -1,4 +1,4 @@
-"""python -m tn.organism {data,train,targets,figure,dissect,tokens}: rebuild, retrain, measure and dissect the organism.
+"""python -m tn.organism COMMAND: rebuild, retrain, measure, compare and dissect the organism.
 
     python -m tn.organism data                 # the evaluation sets and mkqa.jsonl -> tn/organism/data/
     python -m tn.organism train                # tokenizer + model (CPU, one thread) -> tn/organism/weights/
@@ -7,6 +7,7 @@
                                                #  --init DIR: continue training DIR's weights instead;
                                                #  --device cuda: on a GPU, for recipe searches)
     python -m tn.organism targets              # issue 9's targets on the shipped organism, all four languages
+    python -m tn.organism summary T1 T2 ...    # several targets runs (seeds) side by side: runs meeting each clause
     python -m tn.organism figure --jobs DIR    # the README's per-layer figure from a targets run's jobs
     python -m tn.organism dissect --jobs DIR   # mknn and QA with parts of each Type-1 set zeroed
     python -m tn.organism tokens               # tokens per sentence, English against each L2 (--model DIR)
@@ -107,6 +108,15 @@ def cmd_targets(args: argparse.Namespace) -> None:
     print(f"\n(jobs and targets.json in {out})")
 
 
+def cmd_summary(args: argparse.Namespace) -> None:
+    """Put several targets runs side by side (seeds of one recipe): per language and clause, runs that meet it."""
+    from tn.organism.summary import load, runs_list, table
+
+    runs = [load(Path(path)) for path in args.runs]
+    print(table(runs))
+    print(f"\n{runs_list(runs)}")
+
+
 def cmd_figure(args: argparse.Namespace) -> None:
     """Draw the per-layer figure from the Type-1 jobs of a targets run."""
     from tn.organism.figure import draw
@@ -188,6 +198,10 @@ def main(argv: list[str]) -> None:
     targets_parser = sub.choices["targets"]
     tokens_parser = sub.add_parser("tokens", help=cmd_tokens.__doc__)  # reads only: no --out, no --set
     tokens_parser.set_defaults(func=cmd_tokens)
+    summary_parser = sub.add_parser("summary", help=cmd_summary.__doc__)  # reads only: no --out, no --set
+    summary_parser.set_defaults(func=cmd_summary)
+    summary_parser.add_argument("runs", nargs="+", metavar="RUN",
+                                help="a targets run: its --out directory or its targets.json")
     for measuring in (targets_parser, tokens_parser):
         measuring.add_argument("--model", help="organism weights directory (default: the shipped one)")
         measuring.add_argument("--data", help="organism sets directory (default: the shipped one)")
