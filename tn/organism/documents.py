@@ -60,7 +60,7 @@ class MixtureSpec:
     qa: float = 0.25
     # share of translation pairs with English on one side (the rest pair two of ja, nl, ko, it). With
     # english_mono=0, both 0.4 and 0.8 (one seed each) made English lean on the L2's Type-1 set more than 0.6 did on
-    # average over four seeds (docs/organism.md, "No English monolingual text")
+    # average over five seeds, 0.8 within those seeds' spread (docs/organism.md, "No English monolingual text")
     p_english_pair: float = 0.6
     # share of translations (and of QA documents) that see their source only through its sentence-final marker
     p_bottleneck: float = 0.5
@@ -87,9 +87,9 @@ class MixtureSpec:
     # paper's models are English-centric (most of their pretraining is English), which is taken to be why their
     # shared space is English's own; this knob makes the organism's monolingual text English-dominant the same way.
     # Measured on M (docs/organism.md): at 0.6 L2 QA transfer rose but English leaned on the L2's Type-1 set more; at 0
-    # it leaned less on three seeds of four (on seed 3 more, in ja and nl), and the set halved the alignment gap in 4,
-    # 2 and 1 languages on seeds 0, 2 and 3, in none on seed 1 (the nearest to target 3 so far: one language met all
-    # four targets at the top 500 on two seeds, none at the default top 1000): off by default
+    # it leaned less on three seeds of five, as much or more on two, and the set halved the alignment gap in 4, 0, 2,
+    # 1 and 4 languages on seeds 0-4 (the nearest to target 3 so far: one language met all four targets at the top
+    # 500 on two seeds, none at the default top 1000): off by default
     english_mono: float | None = None
 
     def __post_init__(self) -> None:
