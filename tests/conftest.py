@@ -37,6 +37,24 @@ def tiny_tokenizer():
     return tokenizer()
 
 
+def passing_targets(lang: str = "ja", **changes):
+    """A tn.organism.targets.LangTargets that meets every clause of issue 9's targets, with `changes` applied."""
+    from tn.organism.targets import LangTargets
+
+    values = dict(lang=lang, mknn_clean_middle=0.7, mknn_mean_clean=0.6, mknn_mean_ablated_delta=-0.2,
+                  mknn_mean_baseline_delta=0.0, mknn_mean_baseline_sd=0.001, gap_clean_middle=0.4,
+                  gap_ablated_middle=0.1, gap_baseline_middle=0.4, f1_clean=0.9, f1_ablated=0.5, f1_baseline=0.9,
+                  f1_en_clean=1.0, f1_en_ablated=1.0, eta2_type1=0.01, eta2_type2=0.05, type1_layers={"0": 1000})
+    return LangTargets(**{**values, **changes})
+
+
+def summary_cells(text: str) -> dict[str, list[str]]:
+    """`python -m tn.organism summary`'s table, its rows by their first cell (the clause's name, without what the
+    value is)."""
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    return {row[0][2:].split(" (")[0].replace("\\|", "|"): [c.rstrip(" |") for c in row[1:]] for row in rows}
+
+
 def save_model(directory: Path, family: str = "llama") -> Path:
     """Save a tiny random model of `family` with the shipped tokenizer, as a Hub checkpoint would be."""
     from tests.families import build, tokenizer

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, passing_targets, summary_cells
 from tn.data.mkqa import load_questions
 from tn.infra.errors import ConfigError
 from tn.organism import grammar
@@ -907,35 +907,25 @@ def _target_cases():
             yield pytest.param(lang, target, marks=marks, id=f"{lang}-{target}")
 
 
-def _passing_targets(**changes):
-    from tn.organism.targets import LangTargets
-
-    values = dict(lang="ja", mknn_clean_middle=0.7, mknn_mean_clean=0.6, mknn_mean_ablated_delta=-0.2,
-                  mknn_mean_baseline_delta=0.0, mknn_mean_baseline_sd=0.001, gap_clean_middle=0.4,
-                  gap_ablated_middle=0.1, gap_baseline_middle=0.4, f1_clean=0.9, f1_ablated=0.5, f1_baseline=0.9,
-                  f1_en_clean=1.0, f1_en_ablated=1.0, eta2_type1=0.01, eta2_type2=0.05, type1_layers={"0": 1000})
-    return LangTargets(**{**values, **changes})
-
-
 def test_target_verdicts_treat_a_value_on_its_bound_as_on_it_not_as_float_noise_says():
-    assert all(_passing_targets().checks().values())
+    assert all(passing_targets().checks().values())
     # measured on a seed-1 organism: F1 109/120 clean, 103/120 under the random sets, a cost of exactly 1/20,
     # which float subtraction makes -0.050000000000000044
-    on_bound = _passing_targets(f1_clean=0.9083333333333334, f1_baseline=0.8583333333333334)
+    on_bound = passing_targets(f1_clean=0.9083333333333334, f1_baseline=0.8583333333333334)
     assert on_bound.f1_baseline - on_bound.f1_clean < -0.05
     assert on_bound.checks()["3 f1 baseline delta >= -0.05"]
-    assert not _passing_targets(f1_baseline=0.9 - 0.0501).checks()["3 f1 baseline delta >= -0.05"]
+    assert not passing_targets(f1_baseline=0.9 - 0.0501).checks()["3 f1 baseline delta >= -0.05"]
     # an upper bound: a cost of exactly 0.2 that float subtraction makes 0.19999999999999998
-    exact_cost = _passing_targets(f1_clean=0.3, f1_ablated=0.1)
+    exact_cost = passing_targets(f1_clean=0.3, f1_ablated=0.1)
     assert exact_cost.f1_ablated - exact_cost.f1_clean > -0.2
     assert exact_cost.checks()["3 f1 ablated delta <= -0.2"]
-    assert not _passing_targets(f1_clean=0.3, f1_ablated=0.1001).checks()["3 f1 ablated delta <= -0.2"]
+    assert not passing_targets(f1_clean=0.3, f1_ablated=0.1001).checks()["3 f1 ablated delta <= -0.2"]
     # a strict bound: equal values are not above one another, though 0.1 + 0.2 > 0.3 in floats
-    tie = _passing_targets(eta2_type1=0.3, eta2_type2=0.1 + 0.2)
+    tie = passing_targets(eta2_type1=0.3, eta2_type2=0.1 + 0.2)
     assert tie.eta2_type2 > tie.eta2_type1
     assert not tie.checks()["4 eta2 type2 > type1"]
-    assert _passing_targets(gap_clean_middle=0.4, gap_ablated_middle=0.2).checks()["2 gap ablated <= half clean"]
-    assert not _passing_targets(gap_clean_middle=0.4, gap_baseline_middle=0.2).checks()[
+    assert passing_targets(gap_clean_middle=0.4, gap_ablated_middle=0.2).checks()["2 gap ablated <= half clean"]
+    assert not passing_targets(gap_clean_middle=0.4, gap_baseline_middle=0.2).checks()[
         "2 gap baseline > half clean"]
 
 
@@ -957,13 +947,12 @@ def test_summary_of_the_targets_run_repeats_its_verdicts(measured, tmp_path, cap
     # the file `targets` writes, read back as two runs (seeds) of one recipe: every clause is met by both or neither
     (tmp_path / "targets.json").write_text(json.dumps(to_json([measured[lang] for lang in L2S])), encoding="utf-8")
     main(["summary", str(tmp_path), str(tmp_path / "targets.json")])
-    rows = {line.split(" | ")[0][2:].split(" (")[0].replace("\\|", "|"): line.split(" | ")[1:]
-            for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line}
-    assert [c.rstrip(" |") for c in rows["clause"]] == list(L2S)
+    rows = summary_cells(capsys.readouterr().out)
+    assert rows["clause"] == list(L2S)
     for i, lang in enumerate(L2S):
         for name, ok in measured[lang].checks().items():
             assert rows[name][i].startswith("2/2 (" if ok else "0/2 ("), (lang, name, rows[name][i])
-        assert rows["all four targets"][i].rstrip(" |") == ("2/2" if all(measured[lang].checks().values()) else "0/2")
+        assert rows["all four targets"][i] == ("2/2" if all(measured[lang].checks().values()) else "0/2")
 
 
 def test_dissection_reproduces_the_job_and_finds_the_alignment_effect_in_the_sets_own_neurons(measured, targets_dir):

@@ -6,18 +6,10 @@ import json
 
 import pytest
 
+from tests.conftest import passing_targets, summary_cells
 from tn.organism.__main__ import main
 from tn.organism.summary import CLAUSES, load, table
 from tn.organism.targets import LangTargets, to_json
-
-
-def _targets(lang: str = "ja", **changes) -> LangTargets:
-    """A language that meets every clause, with `changes` applied."""
-    values = dict(lang=lang, mknn_clean_middle=0.7, mknn_mean_clean=0.6, mknn_mean_ablated_delta=-0.2,
-                  mknn_mean_baseline_delta=0.0, mknn_mean_baseline_sd=0.001, gap_clean_middle=0.4,
-                  gap_ablated_middle=0.1, gap_baseline_middle=0.4, f1_clean=0.9, f1_ablated=0.5, f1_baseline=0.9,
-                  f1_en_clean=1.0, f1_en_ablated=1.0, eta2_type1=0.01, eta2_type2=0.05, type1_layers={"0": 1000})
-    return LangTargets(**{**values, **changes})
 
 
 def _write(directory, *results: LangTargets):
@@ -26,26 +18,21 @@ def _write(directory, *results: LangTargets):
     return directory
 
 
-def _cells(text: str) -> dict[str, list[str]]:
-    """The table's rows by their first cell (the clause's name, without what the value is)."""
-    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    return {row[0][2:].split(" (")[0].replace("\\|", "|"): [c.rstrip(" |") for c in row[1:]] for row in rows}
-
-
 def test_the_summary_has_a_row_for_each_clause_of_the_targets():
-    assert [c.name for c in CLAUSES] == list(_targets().checks())
+    assert [c.name for c in CLAUSES] == list(passing_targets().checks())
 
 
 def test_each_cell_counts_the_runs_that_meet_the_clause_and_spans_its_value(tmp_path, capsys):
     runs = [
-        _write(tmp_path / "seed0", _targets("ja"), _targets("nl", f1_en_ablated=0.9)),
+        _write(tmp_path / "seed0", passing_targets("ja"), passing_targets("nl", f1_en_ablated=0.9)),
         # Dutch's English exactly on its bound (1.00 -> 0.95) meets it; Japanese's set costs only 0.1
-        _write(tmp_path / "seed1", _targets("ja", f1_ablated=0.8), _targets("nl", f1_en_ablated=0.95)),
-        _write(tmp_path / "seed2", _targets("ja", gap_ablated_middle=0.3)),
+        _write(tmp_path / "seed1", passing_targets("ja", f1_ablated=0.8),
+               passing_targets("nl", f1_en_ablated=0.95)),
+        _write(tmp_path / "seed2", passing_targets("ja", gap_ablated_middle=0.3)),
     ]
     main(["summary", *map(str, runs)])
     out = capsys.readouterr().out
-    cells = _cells(out)
+    cells = summary_cells(out)
     assert cells["clause"] == ["ja", "nl"]  # languages in the order the runs name them
     assert cells["3 f1 ablated delta <= -0.2"] == ["2/3 (-0.400 .. -0.100)", "2/2 (-0.400)"]
     assert cells["3 en f1 |delta| <= 0.05"] == ["3/3 (0.000)", "1/2 (0.050 .. 0.100)"]
@@ -58,15 +45,15 @@ def test_each_cell_counts_the_runs_that_meet_the_clause_and_spans_its_value(tmp_
 
 
 def test_verdicts_come_from_the_values_not_from_the_stored_ones(tmp_path):
-    record = to_json([_targets(f1_ablated=0.85)])
+    record = to_json([passing_targets(f1_ablated=0.85)])
     record[0]["checks"] = {name: True for name in record[0]["checks"]}  # a stale verdict, e.g. older bounds
     (tmp_path / "targets.json").write_text(json.dumps(record), encoding="utf-8")
-    assert _cells(table([load(tmp_path)]))["3 f1 ablated delta <= -0.2"] == ["0/1 (-0.050)"]
+    assert summary_cells(table([load(tmp_path)]))["3 f1 ablated delta <= -0.2"] == ["0/1 (-0.050)"]
 
 
 def test_a_zero_baseline_sd_makes_any_effect_infinitely_many_sd(tmp_path):
-    run = _write(tmp_path / "r", _targets(mknn_mean_baseline_sd=0.0))
-    assert _cells(table([load(run)]))["1 mknn |ablated delta| > 10 baseline sd"] == ["1/1 (inf)"]
+    run = _write(tmp_path / "r", passing_targets(mknn_mean_baseline_sd=0.0))
+    assert summary_cells(table([load(run)]))["1 mknn |ablated delta| > 10 baseline sd"] == ["1/1 (inf)"]
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -77,11 +64,11 @@ def test_a_zero_baseline_sd_makes_any_effect_infinitely_many_sd(tmp_path):
     ("twice", "language ja appears twice"),
 ])
 def test_a_bad_run_is_refused_with_its_file_named(tmp_path, capsys, content, message):
-    good = _write(tmp_path / "good", _targets())
+    good = _write(tmp_path / "good", passing_targets())
     bad = tmp_path / "bad"
     bad.mkdir()
     if content == "twice":
-        content = json.dumps(to_json([_targets(), _targets()]))
+        content = json.dumps(to_json([passing_targets(), passing_targets()]))
     if content is not None:
         (bad / "targets.json").write_text(content, encoding="utf-8")
     with pytest.raises(SystemExit) as exit_:

@@ -79,7 +79,7 @@ def _records(path: Path) -> tuple[Path, list]:
 
 def load(path: Path) -> Run:
     """Read one run; a record lacking a measured value, or a language twice, is refused with the file named."""
-    file, records = _records(Path(path))
+    file, records = _records(path)
     langs: dict[str, LangTargets] = {}
     for i, record in enumerate(records):
         missing = [name for name in _FIELDS if name not in record]
