@@ -604,6 +604,72 @@ def test_the_split_penalties_are_mean_barred_activations_at_each_languages_token
         with_overrides(OrganismSpec(), ["train.l2_silence=1", "train.reserved_layers=0"])
 
 
+def test_english_skip_zeroes_the_first_mlps_output_at_english_tokens_in_training_forwards_only():
+    from tn.organism.reserve import EnglishSkip, TokenLang
+    from tn.organism.train import build_model
+
+    tok = _shipped_tokenizer()
+    spec = with_overrides(OrganismSpec(), ["model.hidden_size=32", "model.intermediate_size=64",
+                                           "model.num_hidden_layers=3"])
+    torch.manual_seed(0)
+    model = build_model(spec.model, tok)
+    ids = torch.randint(10, len(tok), (3, 9))
+    langs = torch.randint(0, 3, (3, 9), dtype=torch.int8)  # NONE (BOS, EOS, padding), ENGLISH, L2
+
+    def brute(layers: int) -> torch.Tensor:
+        """The definition, with hooks of the test's own: each English token's MLP output of the first layers,
+        one position at a time, replaced by zeros."""
+        def zero(module, args, out):
+            out = out.clone()
+            for b in range(3):
+                for t in range(9):
+                    if langs[b, t] == TokenLang.ENGLISH:
+                        out[b, t] = 0.0
+            return out
+        hooks = [layer.mlp.register_forward_hook(zero) for layer in model.model.layers[:layers]]
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits
+        for h in hooks:
+            h.remove()
+        return logits
+
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+    skip = EnglishSkip(model, 2)
+    with pytest.raises(RuntimeError, match="set .langs"):  # a training forward needs the batch's languages
+        model(input_ids=ids)
+    skip.langs = langs
+    skipped = model(input_ids=ids).logits
+    assert torch.equal(skipped.detach(), brute(2)) and not torch.allclose(skipped.detach(), plain)
+    with torch.no_grad():  # an evaluation forward (an on_step callback's) runs the plain model
+        assert torch.equal(model(input_ids=ids).logits, plain)
+    # English tokens alone: the first two MLPs get no gradient at all; the third still does
+    skip.langs = torch.full((3, 9), int(TokenLang.ENGLISH), dtype=torch.int8)
+    model.zero_grad(set_to_none=True)
+    model(input_ids=ids).logits.sum().backward()
+    grads = [layer.mlp.up_proj.weight.grad for layer in model.model.layers]
+    assert grads[0].abs().sum() == 0 and grads[1].abs().sum() == 0 and grads[2].abs().sum() > 0
+    skip.remove()
+    assert not any(layer.mlp._forward_hooks for layer in model.model.layers)
+    for value, expected in (("9", "expected 0 \\(off\\) to model.num_hidden_layers=8"),
+                            ("-1", "expected 0 \\(off\\) to model.num_hidden_layers=8")):
+        with pytest.raises(ValueError, match=f"train.english_skip_mlp={value}: {expected}"):
+            with_overrides(OrganismSpec(), [f"train.english_skip_mlp={value}"])
+
+
+def test_english_skip_reaches_training_and_leaves_a_plain_model(tmp_path):
+    from tn.organism.train import train
+
+    with one_thread():
+        runs = {n: train(with_overrides(OrganismSpec(), [*TINY, "train.steps=20", f"train.english_skip_mlp={n}"]))
+                for n in (0, 1)}
+    (plain, _, _), (skipped, _, record) = runs[0], runs[1]
+    assert record["spec"]["train"]["english_skip_mlp"] == 1
+    assert not any(layer.mlp._forward_hooks for layer in skipped.model.layers)
+    # same seed, same documents: the knob alone makes the first layer's MLP learn differently
+    assert not torch.equal(plain.model.layers[0].mlp.up_proj.weight, skipped.model.layers[0].mlp.up_proj.weight)
+
+
 def test_the_split_penalties_train_each_side_off_the_others_neurons(tmp_path):
     from tn.organism.reserve import reserved_count
     from tn.organism.train import train

@@ -10,6 +10,12 @@ loss gains a x the mean |activation| of the reserved neurons over the batch's En
 TrainSpec.l2_silence = b > 0 it gains b x the mean |activation| of the other neurons of those layers over the
 tokens of the other languages. Nothing names the neurons to tn: whether its Type-1 score finds them among the
 candidates is what the organism's targets then measure.
+
+A penalty only discourages: an L1 term leaves English a few small activations, and layer 0's residual is short
+enough that they still carry English (docs/organism.md). EnglishSkip removes the choice: in training forwards the
+first TrainSpec.english_skip_mlp layers' MLP output is zeroed at English tokens, so no gradient teaches English to
+use those MLPs. The trained model is a plain one, and its MLPs do act on English at inference; english_silence
+(with those layers reserved whole) is what keeps them quiet there.
 """
 
 from __future__ import annotations
@@ -71,6 +77,25 @@ class ReservedNeurons:
         weighted = tuple(lang for lang, w in self.weights.items() if w)
         terms = self.terms(langs, weighted)
         return sum((self.weights[lang] * terms[lang] for lang in weighted), torch.zeros((), device=langs.device))
+
+    def remove(self) -> None:
+        for h in self._hooks:
+            h.remove()
+
+
+class EnglishSkip:
+    """Forward hooks zeroing the first layers' MLP output at the current batch's English tokens (training only)."""
+
+    def __init__(self, model: torch.nn.Module, layers: int) -> None:
+        self.langs: torch.Tensor | None = None  # (batch, T) TokenLang codes of the next training forward
+        self._hooks = [layer.mlp.register_forward_hook(self._zero) for layer in model.model.layers[:layers]]
+
+    def _zero(self, module: torch.nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+        if not torch.is_grad_enabled():  # an on_step evaluation: the model as it will be used
+            return None
+        if self.langs is None or self.langs.shape != out.shape[:2]:
+            raise RuntimeError("EnglishSkip: set .langs to the batch's token languages before each training forward")
+        return out * (self.langs != TokenLang.ENGLISH).to(out.dtype)[..., None]
 
     def remove(self) -> None:
         for h in self._hooks:

@@ -108,6 +108,14 @@ class TrainSpec:
     l2_silence: float = 0.0
     reserved_share: float = 0.5
     reserved_layers: int = 5
+    # how many of the first layers' MLPs English tokens skip in training (0: off): their output is zeroed at English
+    # tokens, so English learns without them while the other languages use them (tn/organism/reserve.py,
+    # EnglishSkip); pair it with english_silence on those layers, reserved whole, so that the trained model's MLPs
+    # stay quiet on English at inference. Measured on M at 1 (english_silence 1, layer 0 reserved whole): English
+    # stays out of layer 0, but the L2 does not take it up, every language moves its early work to layer 1, the set
+    # follows it there and English keeps 0.04-0.09 F1 under it, so it stays off (docs/organism.md, "English kept
+    # out of layer 0")
+    english_skip_mlp: int = 0
 
     def __post_init__(self) -> None:
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
@@ -152,6 +160,9 @@ class OrganismSpec:
             raise ValueError(f"train.reserved_layers={ts.reserved_layers}: expected 1 to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
         width = self.model.intermediate_size
+        if not 0 <= ts.english_skip_mlp <= self.model.num_hidden_layers:
+            raise ValueError(f"train.english_skip_mlp={ts.english_skip_mlp}: expected 0 (off) to "
+                             f"model.num_hidden_layers={self.model.num_hidden_layers}")
         if ts.l2_silence and reserved_count(width, ts.reserved_share) >= width:
             raise ValueError(f"train.l2_silence needs neurons left for the other languages to avoid: "
                              f"train.reserved_share={ts.reserved_share} reserves all {width} of each layer's MLP "

@@ -26,7 +26,7 @@ import torch
 
 from tn.organism import checkpoint as ckpt
 from tn.organism.documents import Document, documents
-from tn.organism.reserve import ReservedNeurons, TokenLang
+from tn.organism.reserve import EnglishSkip, ReservedNeurons, TokenLang
 from tn.organism.spec import ModelSpec, OrganismSpec, TrainSpec, as_dict
 from tn.organism.tokenizer import CORPORA, train_tokenizer, wrap
 from tn.organism.world import World
@@ -196,11 +196,14 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     hooks = _mlp_dropout(model, ts.mlp_dropout)
     split = (ReservedNeurons(model, ts.reserved_layers, ts.reserved_share, ts.english_silence, ts.l2_silence)
              if ts.splits_neurons else None)
+    skip = EnglishSkip(model, ts.english_skip_mlp) if ts.english_skip_mlp else None
     stream = batches(documents(world, spec.mixture, seed=ts.seed, english_first=ts.english_steps * ts.batch_size),
                      tok, ts, skip=state.step)
     for step, (ids, labels, mask, langs) in zip(range(state.step, ts.steps), stream):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, ts)
+        if skip:
+            skip.langs = langs.to(dev)
         loss = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
         # the logged loss stays the language model's; the penalty only shapes the gradient
         objective = loss + split.penalty(langs.to(dev)) if split else loss
@@ -220,6 +223,8 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
         h.remove()
     if split:
         split.remove()
+    if skip:
+        skip.remove()
     record = {"spec": as_dict(spec), "losses": state.losses,
               "seconds": round(state.seconds + time.perf_counter() - started, 1),
               "threads": torch.get_num_threads(), "torch": torch.__version__,
