@@ -159,10 +159,10 @@ class OrganismSpec:
         if ts.splits_neurons and not 1 <= ts.reserved_layers <= self.model.num_hidden_layers:
             raise ValueError(f"train.reserved_layers={ts.reserved_layers}: expected 1 to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
-        width = self.model.intermediate_size
         if not 0 <= ts.english_skip_mlp <= self.model.num_hidden_layers:
             raise ValueError(f"train.english_skip_mlp={ts.english_skip_mlp}: expected 0 (off) to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
+        width = self.model.intermediate_size
         if ts.l2_silence and reserved_count(width, ts.reserved_share) >= width:
             raise ValueError(f"train.l2_silence needs neurons left for the other languages to avoid: "
                              f"train.reserved_share={ts.reserved_share} reserves all {width} of each layer's MLP "

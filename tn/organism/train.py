@@ -202,11 +202,12 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     for step, (ids, labels, mask, langs) in zip(range(state.step, ts.steps), stream):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, ts)
+        langs = langs.to(dev)  # read by the split penalties and the English skip alike
         if skip:
-            skip.langs = langs.to(dev)
+            skip.langs = langs
         loss = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
         # the logged loss stays the language model's; the penalty only shapes the gradient
-        objective = loss + split.penalty(langs.to(dev)) if split else loss
+        objective = loss + split.penalty(langs) if split else loss
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), ts.grad_clip)
