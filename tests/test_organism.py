@@ -670,6 +670,29 @@ def test_english_skip_reaches_training_and_leaves_a_plain_model():
     assert not torch.equal(plain.model.layers[0].mlp.up_proj.weight, skipped.model.layers[0].mlp.up_proj.weight)
 
 
+def test_bos_counts_as_english_for_the_skip_only_when_asked():
+    from tn.organism.documents import KINDS
+    from tn.organism.reserve import TokenLang
+    from tn.organism.train import encode_document, train
+
+    tok, world, mixture, rng = _shipped_tokenizer(), World(), OrganismSpec().mixture, random.Random(5)
+    for _ in range(50):  # BOS alone changes its flag; every other token, EOS included, keeps its piece's
+        doc = KINDS[rng.choice(list(KINDS))](world, rng, mixture)
+        plain, flagged = encode_document(tok, doc, 64), encode_document(tok, doc, 64, bos_as_english=True)
+        assert plain[:2] == flagged[:2] and plain[2][0] == TokenLang.NONE and flagged[2][0] == TokenLang.ENGLISH
+        assert plain[2][1:] == flagged[2][1:]
+    with pytest.raises(ValueError, match=r"train.bos_as_english=true: .* train.english_skip_mlp and "
+                                         r"train.english_silence, and both are off"):
+        with_overrides(OrganismSpec(), ["train.bos_as_english=true"])
+    with one_thread():  # same seed, same documents: BOS skipping layer 0's MLP changes what that MLP learns
+        runs = [train(with_overrides(OrganismSpec(), [*TINY, "train.steps=20", "train.english_skip_mlp=1",
+                                                      f"train.bos_as_english={flag}"]))
+                for flag in ("false", "true")]
+    (plain, _, _), (bos, _, record) = runs
+    assert record["spec"]["train"]["bos_as_english"] is True
+    assert not torch.equal(plain.model.layers[0].mlp.up_proj.weight, bos.model.layers[0].mlp.up_proj.weight)
+
+
 def test_the_split_penalties_train_each_side_off_the_others_neurons(tmp_path):
     from tn.organism.reserve import reserved_count
     from tn.organism.train import train

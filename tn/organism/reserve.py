@@ -15,7 +15,8 @@ A penalty only discourages: an L1 term leaves English a few small activations, a
 enough that they still carry English (docs/organism.md). EnglishSkip removes the choice: in training forwards the
 first TrainSpec.english_skip_mlp layers' MLP output is zeroed at English tokens, so no gradient teaches English to
 use those MLPs. The trained model is a plain one, and its MLPs do act on English at inference; english_silence
-(with those layers reserved whole) is what keeps them quiet there.
+(with those layers reserved whole) is what keeps them quiet there. BOS is no language's token, so it runs every MLP,
+unless TrainSpec.bos_as_english counts it as English for both (every prompt starts with it: docs/organism.md).
 """
 
 from __future__ import annotations

@@ -114,11 +114,21 @@ class TrainSpec:
     # stay quiet on English at inference. Measured on M at 1 (english_silence 1, layer 0 reserved whole): English
     # stays out of layer 0, but the L2 does not take it up, every language moves its early work to layer 1, the set
     # follows it there and English keeps 0.04-0.09 F1 under it, so it stays off (docs/organism.md, "English kept
-    # out of layer 0")
+    # out of layer 0"). At 5 (every Type-1 layer) with bos_as_english, English keeps its clean QA under every L2's
+    # set, but the L2 barely uses those MLPs either and the set stops moving it ("English kept out of the early layers")
     english_skip_mlp: int = 0
+    # whether BOS counts as an English token for english_skip_mlp and english_silence (False: it is no language's
+    # and runs every MLP). Every prompt starts with BOS, so an early neuron that BOS uses is one that every language,
+    # English included, reads through attention. Measured with English barred from all five Type-1 layers: the
+    # L2's set costs English QA only at BOS (zeroed there alone: 0.59 of 0.98 under Dutch's set; everywhere but
+    # there: 0.98), docs/organism.md, "English kept out of the early layers"
+    bos_as_english: bool = False
 
     def __post_init__(self) -> None:
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
+        if self.bos_as_english and not (self.english_skip_mlp or self.english_silence):
+            raise ValueError("train.bos_as_english=true: BOS counts as English only for train.english_skip_mlp and "
+                             "train.english_silence, and both are off (set one of them)")
         for name in ("english_silence", "l2_silence"):
             if not getattr(self, name) >= 0:  # not >= 0: NaN too
                 raise ValueError(f"train.{name}={getattr(self, name)}: expected a weight >= 0 (0: off)")

@@ -37,14 +37,16 @@ if TYPE_CHECKING:
 WEIGHTS_DTYPE = torch.float16  # shipped weights: half the bytes; the model is loaded back in float32
 
 
-def encode_document(tok: "Tokenizer", doc: Document, max_length: int) -> tuple[list[int], int | None, list[int]]:
+def encode_document(tok: "Tokenizer", doc: Document, max_length: int, bos_as_english: bool = False
+                    ) -> tuple[list[int], int | None, list[int]]:
     """(BOS + the pieces, each tokenised on its own, + EOS, cut to `max_length` tokens; the index where the
-    pieces behind a bottleneck start, or None; for each token, the TokenLang of its piece (BOS, EOS: NONE))."""
+    pieces behind a bottleneck start, or None; for each token, the TokenLang of its piece (EOS: NONE; BOS: NONE,
+    or ENGLISH with `bos_as_english`, TrainSpec.bos_as_english))."""
     def code(lang: str | None) -> int:
         return int(TokenLang.ENGLISH if lang == "en" else TokenLang.L2 if lang else TokenLang.NONE)
 
     ids = tok(doc.pieces[0])["input_ids"]
-    langs = [code(None)] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
+    langs = [code("en" if bos_as_english else None)] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
     cut = len(ids) if doc.bottleneck else None
     for piece, lang in itertools.zip_longest(doc.pieces[1:], doc.langs[1:]):
         piece_ids = tok(piece, add_special_tokens=False)["input_ids"]
@@ -70,7 +72,7 @@ def batches(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec, skip:
 def _batch_rows(stream: Iterator[Document], tok: "Tokenizer", spec: TrainSpec) -> Iterator[list]:
     order_rng = torch.Generator().manual_seed(spec.seed)
     while True:
-        pool = sorted((encode_document(tok, d, spec.max_length) for d in
+        pool = sorted((encode_document(tok, d, spec.max_length, spec.bos_as_english) for d in
                        itertools.islice(stream, spec.batch_size * spec.pool_batches)), key=lambda e: len(e[0]))
         chunks = [pool[i: i + spec.batch_size] for i in range(0, len(pool), spec.batch_size)]
         for j in torch.randperm(len(chunks), generator=order_rng).tolist():
