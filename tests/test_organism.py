@@ -657,23 +657,26 @@ def test_english_skip_zeroes_the_first_mlps_output_at_english_tokens_in_training
             with_overrides(OrganismSpec(), [f"train.english_skip_mlp={value}"])
 
 
-def test_english_skip_reaches_training_and_leaves_a_plain_model():
+def test_english_skip_and_the_bos_flag_reach_training_and_leave_a_plain_model():
     from tn.organism.train import train
 
-    with one_thread():
-        runs = {n: train(with_overrides(OrganismSpec(), [*TINY, "train.steps=20", f"train.english_skip_mlp={n}"]))
-                for n in (0, 1)}
-    (plain, _, _), (skipped, _, record) = runs[0], runs[1]
-    assert record["spec"]["train"]["english_skip_mlp"] == 1
-    assert not any(layer.mlp._forward_hooks for layer in skipped.model.layers)
-    # same seed, same documents: the knob alone makes the first layer's MLP learn differently
-    assert not torch.equal(plain.model.layers[0].mlp.up_proj.weight, skipped.model.layers[0].mlp.up_proj.weight)
+    with one_thread():  # one training per setting, shared with the BOS flag's check below
+        runs = {(n, bos): train(with_overrides(OrganismSpec(), [*TINY, "train.steps=20", f"train.english_skip_mlp={n}",
+                                                                f"train.bos_as_english={bos}"]))
+                for n, bos in ((0, "false"), (1, "false"), (1, "true"))}
+    (plain, _, _), (skipped, _, record), (bos, _, bos_record) = runs.values()
+    assert record["spec"]["train"]["english_skip_mlp"] == 1 and bos_record["spec"]["train"]["bos_as_english"] is True
+    assert not any(layer.mlp._forward_hooks for m in (skipped, bos) for layer in m.model.layers)
+    # same seed, same documents: the knob alone makes the first layer's MLP learn differently, and so does BOS
+    # skipping it as well
+    first = [m.model.layers[0].mlp.up_proj.weight for m in (plain, skipped, bos)]
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
 
 
 def test_bos_counts_as_english_for_the_skip_only_when_asked():
     from tn.organism.documents import KINDS
     from tn.organism.reserve import TokenLang
-    from tn.organism.train import encode_document, train
+    from tn.organism.train import encode_document
 
     tok, world, mixture, rng = _shipped_tokenizer(), World(), OrganismSpec().mixture, random.Random(5)
     for _ in range(50):  # BOS alone changes its flag; every other token, EOS included, keeps its piece's
@@ -684,13 +687,6 @@ def test_bos_counts_as_english_for_the_skip_only_when_asked():
     with pytest.raises(ValueError, match=r"train.bos_as_english=true: .* train.english_skip_mlp and "
                                          r"train.english_silence, and both are off"):
         with_overrides(OrganismSpec(), ["train.bos_as_english=true"])
-    with one_thread():  # same seed, same documents: BOS skipping layer 0's MLP changes what that MLP learns
-        runs = [train(with_overrides(OrganismSpec(), [*TINY, "train.steps=20", "train.english_skip_mlp=1",
-                                                      f"train.bos_as_english={flag}"]))
-                for flag in ("false", "true")]
-    (plain, _, _), (bos, _, record) = runs
-    assert record["spec"]["train"]["bos_as_english"] is True
-    assert not torch.equal(plain.model.layers[0].mlp.up_proj.weight, bos.model.layers[0].mlp.up_proj.weight)
 
 
 def test_the_split_penalties_train_each_side_off_the_others_neurons(tmp_path):

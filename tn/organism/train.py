@@ -46,7 +46,8 @@ def encode_document(tok: "Tokenizer", doc: Document, max_length: int, bos_as_eng
         return int(TokenLang.ENGLISH if lang == "en" else TokenLang.L2 if lang else TokenLang.NONE)
 
     ids = tok(doc.pieces[0])["input_ids"]
-    langs = [code("en" if bos_as_english else None)] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
+    bos = int(TokenLang.ENGLISH if bos_as_english else TokenLang.NONE)
+    langs = [bos] + [code(doc.langs[0] if doc.langs else None)] * (len(ids) - 1)
     cut = len(ids) if doc.bottleneck else None
     for piece, lang in itertools.zip_longest(doc.pieces[1:], doc.langs[1:]):
         piece_ids = tok(piece, add_special_tokens=False)["input_ids"]
