@@ -903,6 +903,45 @@ def test_a_continued_training_starts_from_the_given_weights(tmp_path, uninterrup
     assert _digest(WEIGHTS_DIR / "model.safetensors") == shipped
 
 
+def test_frozen_l2_embeddings_stay_as_drawn_and_english_rows_train(uninterrupted):
+    from safetensors.torch import load_file
+
+    from tn.organism.frozen import l2_only_ids
+    from tn.organism.tokenizer import english_texts
+    from tn.organism.train import train
+
+    spec = with_overrides(OrganismSpec(), [*TINY, "train.freeze_l2_embeddings=true"])
+    with one_thread():
+        start, tok, _ = train(with_overrides(spec, ["train.steps=0"]))
+        trained, _, record = train(with_overrides(spec, ["train.steps=20"]))
+        redrawn, _, _ = train(with_overrides(spec, ["train.steps=0", "train.seed=7"]), init=uninterrupted)
+        continued, _, _ = train(with_overrides(spec, ["train.steps=20", "train.seed=7"]), init=uninterrupted)
+    assert record["spec"]["train"]["freeze_l2_embeddings"] is True
+
+    def split(seed: int) -> tuple[torch.Tensor, torch.Tensor]:  # (L2-only ids, English's) as a run of `seed` reads them
+        ids = l2_only_ids(tok, english_texts(World(spec.world), spec.mixture, seed + 1, spec.train.tokenizer_documents))
+        return ids, torch.tensor(sorted(set(range(len(tok))) - set(ids.tolist()) - set(tok.all_special_ids)))
+
+    ids, english = split(0)
+    # the tiny corpus's English uses a share of the vocabulary; Japanese and Korean characters are never in it
+    assert 0 < len(english) < len(ids) and tok.convert_tokens_to_ids(tok.tokenize("猫")[0]) in ids.tolist()
+    emb = {name: m.get_input_embeddings().weight.detach() for name, m in
+           (("start", start), ("trained", trained), ("redrawn", redrawn), ("continued", continued))}
+    source = load_file(str(uninterrupted / "model.safetensors"))["model.embed_tokens.weight"].float()
+    # 20 steps change English's rows, not the L2's; continuing from trained weights draws the L2's rows anew
+    # (at Llama's scale) and then holds them too, while English's rows start from the weights'
+    assert torch.equal(emb["trained"][ids], emb["start"][ids])
+    assert not torch.equal(emb["trained"][english], emb["start"][english])
+    ids, english = split(7)
+    assert torch.equal(emb["continued"][ids], emb["redrawn"][ids])
+    assert not torch.equal(emb["redrawn"][ids], source[ids]) and torch.equal(emb["redrawn"][english], source[english])
+    assert 0.015 < emb["redrawn"][ids].std().item() < 0.025
+    assert not torch.equal(emb["continued"][english], source[english])
+    with pytest.raises(ValueError, match=r"train.freeze_l2_embeddings=true .* model.tie_word_embeddings=true "
+                                         r"makes them the output embeddings too"):
+        with_overrides(OrganismSpec(), ["train.freeze_l2_embeddings=true", "model.tie_word_embeddings=true"])
+
+
 def test_the_training_device_is_checked_and_a_checkpoint_resumes_on_its_own(tmp_path, uninterrupted):
     import sys
 

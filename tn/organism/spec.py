@@ -115,7 +115,8 @@ class TrainSpec:
     # stays out of layer 0, but the L2 does not take it up, every language moves its early work to layer 1, the set
     # follows it there and English keeps 0.04-0.09 F1 under it, so it stays off (docs/organism.md, "English kept
     # out of layer 0"). At 5 (every Type-1 layer) with bos_as_english, English keeps its clean QA under every L2's
-    # set, but the L2 barely uses those MLPs either and the set stops moving it ("English kept out of the early layers")
+    # set, and the L2 needs those MLPs (all zeroed, its QA is gone), but spread over them all: tn's top 1000 barely
+    # move it ("English kept out of the early layers: the L2's early work is spread")
     english_skip_mlp: int = 0
     # whether BOS counts as an English token for english_skip_mlp and english_silence (False: it is no language's
     # and runs every MLP). Every prompt starts with BOS, so an early neuron that BOS uses is one that every language,
@@ -123,6 +124,11 @@ class TrainSpec:
     # L2's set costs English QA only at BOS (zeroed there alone: 0.59 of 0.98 under Dutch's set; everywhere but
     # there: 0.98), docs/organism.md, "English kept out of the early layers"
     bos_as_english: bool = False
+    # whether the tokens that English text never uses (the L2's own words; tn/organism/frozen.py) keep random input
+    # embeddings: drawn at initialisation, or drawn again when continuing from trained weights (--init), and never
+    # updated, so that the layers above must carry an L2 word into the space English's embeddings learn. English
+    # text: the tokenizer_documents English documents of the stream of seed + 1, as tokenizer_corpus=en reads them
+    freeze_l2_embeddings: bool = False
 
     def __post_init__(self) -> None:
         check_choice("train.tokenizer_corpus", self.tokenizer_corpus, tuple(CORPORA))
@@ -172,6 +178,10 @@ class OrganismSpec:
         if not 0 <= ts.english_skip_mlp <= self.model.num_hidden_layers:
             raise ValueError(f"train.english_skip_mlp={ts.english_skip_mlp}: expected 0 (off) to "
                              f"model.num_hidden_layers={self.model.num_hidden_layers}")
+        if ts.freeze_l2_embeddings and self.model.tie_word_embeddings:
+            raise ValueError("train.freeze_l2_embeddings=true holds the L2's input embeddings, but "
+                             "model.tie_word_embeddings=true makes them the output embeddings too; expected "
+                             "model.tie_word_embeddings=false")
         width = self.model.intermediate_size
         if ts.l2_silence and reserved_count(width, ts.reserved_share) >= width:
             raise ValueError(f"train.l2_silence needs neurons left for the other languages to avoid: "

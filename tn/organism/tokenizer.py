@@ -58,11 +58,16 @@ def mixture_corpus(world: World, mixture: MixtureSpec, seed: int, count: int) ->
     return _texts(documents(world, mixture, seed=seed), count)
 
 
+def english_texts(world: World, mixture: MixtureSpec, seed: int, count: int) -> list[str]:
+    """`count` English-only documents (the mixture's English kinds) of the stream of seed `seed`, as text."""
+    return _texts(documents(world, mixture, seed=seed, english_first=count), count)
+
+
 def english_corpus(world: World, mixture: MixtureSpec, seed: int, count: int) -> list[str]:
-    """`count` English-only documents (the mixture's English kinds), then every character that only the other
-    languages' documents use, each as a text of its own: BPE learns each of those characters as one token but
-    merges none of their words, so an L2 word is spelled in English subwords and characters."""
-    english = _texts(documents(world, mixture, seed=seed, english_first=count), count)
+    """english_texts, then every character that only the other languages' documents use, each as a text of its
+    own: BPE learns each of those characters as one token but merges none of their words, so an L2 word is spelled
+    in English subwords and characters."""
+    english = english_texts(world, mixture, seed, count)
     seen = set().union(*map(set, english))
     return english + sorted(set().union(*map(set, mixture_corpus(world, mixture, seed, count))) - seen)
 

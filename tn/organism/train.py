@@ -26,9 +26,10 @@ import torch
 
 from tn.organism import checkpoint as ckpt
 from tn.organism.documents import Document, documents
+from tn.organism.frozen import FrozenRows, l2_only_ids
 from tn.organism.reserve import EnglishSkip, ReservedNeurons, TokenLang
 from tn.organism.spec import ModelSpec, OrganismSpec, TrainSpec, as_dict
-from tn.organism.tokenizer import CORPORA, train_tokenizer, wrap
+from tn.organism.tokenizer import CORPORA, english_texts, train_tokenizer, wrap
 from tn.organism.world import World
 
 if TYPE_CHECKING:
@@ -184,6 +185,11 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
     else:
         model, tok, origin = from_weights(Path(init), spec.model)
     model.to(dev)
+    frozen = None
+    if ts.freeze_l2_embeddings:  # English's tokens: those of the texts the English tokenizer corpus starts with
+        ids = l2_only_ids(tok, english_texts(world, spec.mixture, ts.seed + 1, ts.tokenizer_documents))
+        std = ts.embedding_std or model.config.initializer_range
+        frozen = FrozenRows(model.get_input_embeddings(), ids, redraw=std if init is not None else None)
     optimizer = adamw(model, ts)
     # a continued run's checkpoint also names the weights it started from (absent key: a fresh model)
     recipe = json.loads(json.dumps(as_dict(spec))) | ({"init": origin["weights_sha256"]} if origin else {})
@@ -215,6 +221,8 @@ def train(spec: OrganismSpec, on_step: Callable[..., None] | None = None, checkp
         objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), ts.grad_clip)
         optimizer.step()
+        if frozen:
+            frozen.restore()
         if step % 50 == 0 or step == ts.steps - 1:
             state.losses.append([step, round(loss.item(), 4)])
             if on_step:
