@@ -115,8 +115,8 @@ class TrainSpec:
     # stays out of layer 0, but the L2 does not take it up, every language moves its early work to layer 1, the set
     # follows it there and English keeps 0.04-0.09 F1 under it, so it stays off (docs/organism.md, "English kept
     # out of layer 0"). At 5 (every Type-1 layer) with bos_as_english, English keeps its clean QA under every L2's
-    # set, and the L2 needs those MLPs (all zeroed, its QA is gone), but spread over them all: tn's top 1000 barely
-    # move it ("English kept out of the early layers: the L2's early work is spread")
+    # set, and the L2 needs layer 0's MLP (zeroed, its QA is gone), but spread over all its neurons: tn's top 1000
+    # barely move it ("English kept out of the early layers: the L2's early work is spread")
     english_skip_mlp: int = 0
     # whether BOS counts as an English token for english_skip_mlp and english_silence (False: it is no language's
     # and runs every MLP). Every prompt starts with BOS, so an early neuron that BOS uses is one that every language,
